@@ -1,0 +1,144 @@
+//! The HTTP API, served on 127.0.0.1 only, every route behind the bearer
+//! token kept in `HOME/api-token`. Handlers are thin: they turn a request
+//! into a [`Command`] for the event loop and its answer into JSON.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::net::Command;
+use crate::views::{ErrorBody, InviteRequest, JoinRequest};
+
+/// An error with the HTTP status it maps to and a sentence for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400: the request cannot be satisfied as given.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: 400, message: message.into() }
+    }
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { status: 404, message: message.into() }
+    }
+    /// 409: conflicts with the current state.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self { status: 409, message: message.into() }
+    }
+    /// 502: a remote node failed or refused.
+    pub fn remote(message: impl Into<String>) -> Self {
+        Self { status: 502, message: message.into() }
+    }
+    /// 503: the node cannot do it right now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self { status: 503, message: message.into() }
+    }
+    /// 500: a local failure (database, ...), logged by the caller.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        Self { status: 500, message: format!("internal error: {err}") }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(ErrorBody { error: self.message })).into_response()
+    }
+}
+
+/// Shared by all handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    commands: mpsc::Sender<Command>,
+    token: std::sync::Arc<str>,
+}
+
+/// The router, with authentication on every route.
+pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
+    let state = ApiState { commands, token: token.into() };
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/invitations", post(invite).get(invitations))
+        .route("/v1/join", post(join))
+        .route("/v1/contacts", get(contacts))
+        .route("/v1/contacts/{name}", delete(remove_contact))
+        .fallback(|| async { ApiError::not_found("no such API route") })
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let ok = presented.is_some_and(|p| constant_time_eq(p.as_bytes(), state.token.as_bytes()));
+    if !ok {
+        tracing::warn!(
+            path = %request.uri().path(),
+            presented = presented.is_some(),
+            "refused an API request without the right token"
+        );
+        return ApiError {
+            status: 401,
+            message:
+                "missing or wrong API token: send `Authorization: Bearer <token>` with the token in HOME/api-token"
+                    .into(),
+        }
+        .into_response();
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Sends a command and waits for its answer.
+async fn ask<T>(state: &ApiState, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    state
+        .commands
+        .send_timeout(make(tx), Duration::from_secs(10))
+        .await
+        .map_err(|_| ApiError::unavailable("the node is busy or shutting down; try again"))?;
+    rx.await.map_err(|_| ApiError::unavailable("the node is shutting down"))
+}
+
+async fn status(State(s): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(ask(&s, Command::Status).await?))
+}
+
+async fn invite(State(s): State<ApiState>, body: Option<Json<InviteRequest>>) -> Result<impl IntoResponse, ApiError> {
+    let ttl_secs = body.and_then(|Json(b)| b.ttl_secs);
+    Ok(Json(ask(&s, |reply| Command::Invite { ttl_secs, reply }).await??))
+}
+
+async fn invitations(State(s): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(ask(&s, Command::Invitations).await??))
+}
+
+async fn join(State(s): State<ApiState>, Json(body): Json<JoinRequest>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(ask(&s, |reply| Command::Join { request: body, reply }).await??))
+}
+
+async fn contacts(State(s): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(ask(&s, Command::Contacts).await??))
+}
+
+async fn remove_contact(State(s): State<ApiState>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(ask(&s, |reply| Command::RemoveContact { name, reply }).await??))
+}

@@ -1,0 +1,240 @@
+//! The `hearth` command line. `init` and `up` act on the home directly;
+//! every other command is a client of the running node's API.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::client::Client;
+use crate::home::Home;
+use crate::views::ContactView;
+
+/// Hearth: your personal cloud, cooperating directly with your family's.
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, about)]
+pub struct Cli {
+    /// The node's home directory (default: $HEARTH_HOME, else the platform data directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the node's home: identity, configuration, database (idempotent).
+    Init {
+        /// The name your contacts will see.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the node in the foreground (Ctrl-C or SIGTERM stops it cleanly).
+    Up,
+    /// Show the node's identity, addresses and connected contacts.
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a one-time invitation token for someone to `hearth join`.
+    Invite {
+        /// How long the token stays valid (e.g. 30m, 24h, 7d).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        valid_for: std::time::Duration,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the invitations this node issued (used, open or expired).
+    Invitations {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pair with the node that made TOKEN; both become each other's contact.
+    Join {
+        /// The token printed by `hearth invite` on the other node.
+        token: String,
+        /// The name to give this contact here (default: the name they chose).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List contacts, or remove one.
+    Contacts {
+        #[command(subcommand)]
+        action: Option<ContactsCommand>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `hearth contacts ...`.
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// Forget a contact: it can no longer reach this node's protocols.
+    Remove {
+        /// The contact's name (or peer id).
+        name: String,
+    },
+}
+
+/// Parses the arguments and runs the command.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Up) { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub async fn run(cli: Cli) -> Result<()> {
+    let home = Home::resolve(cli.home)?;
+    match cli.command {
+        Command::Init { name, json } => {
+            let report = home.init(name.as_deref())?;
+            if json {
+                print_json(&report)?;
+            } else if report.created {
+                println!("created {} for {} ({})", report.home.display(), report.name, report.peer_id);
+                println!("start it with: hearth --home {} up", report.home.display());
+            } else {
+                println!("{} is already initialised: {} ({})", report.home.display(), report.name, report.peer_id);
+            }
+        }
+        Command::Up => up(&home).await?,
+        Command::Status { json } => {
+            let status = Client::from_home(&home)?.status().await?;
+            if json {
+                return print_json(&status);
+            }
+            println!("name:      {}", status.name);
+            println!("peer id:   {}", status.peer_id);
+            println!("version:   {}", status.version);
+            println!("uptime:    {}", humantime::format_duration(std::time::Duration::from_secs(status.uptime_secs)));
+            println!("api:       http://{}", status.api_addr);
+            println!("listening: {}", status.listen_addrs.join("\n           "));
+            let names: Vec<&str> = status.connected_contacts.iter().map(|c| c.name.as_str()).collect();
+            println!(
+                "contacts:  {} of {} online{}{}",
+                names.len(),
+                status.contacts_total,
+                if names.is_empty() { "" } else { ": " },
+                names.join(", ")
+            );
+        }
+        Command::Invite { valid_for, json } => {
+            let invite = Client::from_home(&home)?.invite(Some(valid_for.as_secs().max(1))).await?;
+            if json {
+                return print_json(&invite);
+            }
+            println!("{}", invite.token);
+            eprintln!(
+                "one-time invitation, valid until {}; give it to the other person for `hearth join`",
+                invite.expires_at
+            );
+        }
+        Command::Invitations { json } => {
+            let list = Client::from_home(&home)?.invitations().await?;
+            if json {
+                return print_json(&list);
+            }
+            println!("{:<34} {:<8} {:<22} USED BY", "ID", "STATE", "EXPIRES");
+            for i in list {
+                println!("{:<34} {:<8} {:<22} {}", i.id, i.state, i.expires_at, i.used_by.unwrap_or_default());
+            }
+        }
+        Command::Join { token, name, json } => {
+            let contact = Client::from_home(&home)?.join(&token, name.as_deref()).await?;
+            if json {
+                return print_json(&contact);
+            }
+            println!("paired with {} ({}); you are now each other's contact", contact.name, contact.peer_id);
+        }
+        Command::Contacts { action: None, json } => {
+            let contacts = Client::from_home(&home)?.contacts().await?;
+            if json {
+                return print_json(&contacts);
+            }
+            print_contacts(&contacts);
+        }
+        Command::Contacts { action: Some(ContactsCommand::Remove { name }), json } => {
+            let removed = Client::from_home(&home)?.remove_contact(&name).await?;
+            if json {
+                return print_json(&removed);
+            }
+            println!("removed {} ({})", removed.name, removed.peer_id);
+        }
+    }
+    Ok(())
+}
+
+async fn up(home: &Home) -> Result<()> {
+    let node = crate::node::start(home).await?;
+    eprintln!("hearth is up: peer {} , API http://{} (Ctrl-C to stop)", node.peer_id, node.api_addr);
+    wait_for_signal().await?;
+    tracing::info!("stopping");
+    node.stop().await
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot watch Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> Result<()> {
+    tokio::signal::ctrl_c().await.context("cannot watch Ctrl-C")
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn print_contacts(contacts: &[ContactView]) {
+    if contacts.is_empty() {
+        println!("no contacts yet: `hearth invite` here, `hearth join TOKEN` on the other node");
+        return;
+    }
+    println!("{:<20} {:<8} {:<22} PEER ID", "NAME", "STATUS", "LAST SEEN");
+    for c in contacts {
+        let status = if c.online {
+            "online"
+        } else if c.refused_by_them {
+            "refused"
+        } else {
+            "offline"
+        };
+        println!("{:<20} {:<8} {:<22} {}", c.name, status, c.last_seen.as_deref().unwrap_or("never"), c.peer_id);
+    }
+}

@@ -1,0 +1,104 @@
+//! The HTTP client of a running node's API, used by the CLI and the tests.
+//! It finds the node through its home: `api.json` for the address,
+//! `api-token` for the bearer token.
+
+use anyhow::{anyhow, Context, Result};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::home::Home;
+use crate::views::{ContactView, ErrorBody, InvitationView, InviteRequest, InviteView, JoinRequest, StatusView};
+
+/// A client bound to one node.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    home: String,
+}
+
+impl Client {
+    /// The client of the node running in `home`.
+    pub fn from_home(home: &Home) -> Result<Self> {
+        let info = home.api_info()?;
+        Ok(Self::new(&format!("http://{}", info.addr), home.api_token()?, home.root().display().to_string()))
+    }
+
+    /// A client for the API at `base` (e.g. `http://127.0.0.1:1234`).
+    pub fn new(base: &str, token: String, home: String) -> Self {
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build().unwrap_or_default();
+        Self { http, base: base.trim_end_matches('/').to_owned(), token, home }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
+        let response = request.bearer_auth(&self.token).send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow!(
+                    "the node of {} is not running (nothing answers at {}): start it with `hearth --home {} up`",
+                    self.home,
+                    self.base,
+                    self.home
+                )
+            } else {
+                anyhow!("cannot talk to the node at {}: {e}", self.base)
+            }
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return response.json().await.context("the node sent an unreadable answer");
+        }
+        let body: Option<ErrorBody> = response.json().await.ok();
+        Err(anyhow!(body.map(|b| b.error).unwrap_or_else(|| format!("the node answered {status}"))))
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.base))
+    }
+
+    fn post<B: Serialize>(&self, path: &str, body: &B) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.base)).json(body)
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<StatusView> {
+        self.call(self.get("/v1/status")).await
+    }
+
+    /// `POST /v1/invitations`.
+    pub async fn invite(&self, ttl_secs: Option<u64>) -> Result<InviteView> {
+        self.call(self.post("/v1/invitations", &InviteRequest { ttl_secs })).await
+    }
+
+    /// `GET /v1/invitations`.
+    pub async fn invitations(&self) -> Result<Vec<InvitationView>> {
+        self.call(self.get("/v1/invitations")).await
+    }
+
+    /// `POST /v1/join`.
+    pub async fn join(&self, token: &str, name: Option<&str>) -> Result<ContactView> {
+        let body = JoinRequest { token: token.to_owned(), name: name.map(str::to_owned) };
+        self.call(self.post("/v1/join", &body)).await
+    }
+
+    /// `GET /v1/contacts`.
+    pub async fn contacts(&self) -> Result<Vec<ContactView>> {
+        self.call(self.get("/v1/contacts")).await
+    }
+
+    /// `DELETE /v1/contacts/{name}`.
+    pub async fn remove_contact(&self, name: &str) -> Result<ContactView> {
+        let url = format!("{}/v1/contacts/{}", self.base, percent_encode(name));
+        self.call(self.http.delete(url)).await
+    }
+}
+
+/// Percent-encodes a path segment (names may hold spaces and accents).
+fn percent_encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

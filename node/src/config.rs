@@ -1,0 +1,92 @@
+//! The node's configuration file (`config.toml` in the home).
+//!
+//! Written once by `hearth init` with defaults that need no port planning:
+//! every listen address uses port 0 (the node then reuses the ports it got
+//! last time, see `net::listen`), and the API binds 127.0.0.1 on a free port
+//! recorded in `api.json` while the node runs.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Contents of `config.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node's display name, shown to contacts.
+    pub name: String,
+    /// libp2p listen multiaddresses (QUIC first, TCP as fallback).
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Socket address of the HTTP API; must be a loopback address.
+    #[serde(default = "default_api_addr")]
+    pub api_addr: String,
+    /// Discover contacts on the local network with mDNS.
+    #[serde(default = "yes")]
+    pub mdns: bool,
+    /// Seconds a peer that is not a contact may stay connected (time to pair).
+    #[serde(default = "default_stranger_grace")]
+    pub stranger_grace_secs: u64,
+    /// Longest wait between two attempts to reach an offline contact.
+    #[serde(default = "default_max_backoff")]
+    pub reconnect_max_backoff_secs: u64,
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["/ip4/0.0.0.0/udp/0/quic-v1".into(), "/ip4/0.0.0.0/tcp/0".into()]
+}
+
+fn default_api_addr() -> String {
+    "127.0.0.1:0".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_stranger_grace() -> u64 {
+    30
+}
+
+fn default_max_backoff() -> u64 {
+    60
+}
+
+impl Config {
+    /// Defaults for a node called `name`.
+    pub fn new(name: String) -> Self {
+        Self {
+            name,
+            listen: default_listen(),
+            api_addr: default_api_addr(),
+            mdns: true,
+            stranger_grace_secs: default_stranger_grace(),
+            reconnect_max_backoff_secs: default_max_backoff(),
+        }
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("the configuration {} is invalid", path.display()))?;
+        hearth_protocol::names::validate_name(&config.name)
+            .with_context(|| format!("invalid `name` in {}", path.display()))?;
+        let api: std::net::SocketAddr =
+            config.api_addr.parse().with_context(|| format!("invalid `api_addr` in {}", path.display()))?;
+        anyhow::ensure!(
+            api.ip().is_loopback(),
+            "`api_addr` in {} must be a loopback address (127.0.0.1): the API is for this machine only",
+            path.display()
+        );
+        Ok(config)
+    }
+
+    /// Writes the configuration as TOML.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self).context("cannot serialise the configuration")?;
+        crate::home::write_atomic(path, text.as_bytes(), false)
+    }
+}

@@ -1,0 +1,26 @@
+//! The Hearth node: the runtime that drives the sans-IO cores of
+//! `hearth-protocol` with real IO.
+//!
+//! - [`home`], [`config`]: the node's home directory and configuration.
+//! - [`store`]: the redb database (schema in `store/tables.rs`).
+//! - [`net`]: the libp2p swarm (QUIC + TCP/Noise/Yamux, identify, ping, mDNS)
+//!   and the event loop that owns it, gates strangers and runs pairing.
+//! - [`api`]: the axum HTTP API on 127.0.0.1, bearer-token protected.
+//! - [`client`], [`cli`]: the `hearth` command line, a client of the API.
+//! - [`node`]: start and stop a node (used by `hearth up` and by tests).
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod home;
+pub mod net;
+pub mod node;
+pub mod store;
+pub mod views;
+
+/// Current Unix time in seconds (the node's clock; protocol cores get it as
+/// an argument).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

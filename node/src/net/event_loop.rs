@@ -1,0 +1,639 @@
+//! The event loop: sole owner of the swarm. It answers API commands, runs
+//! the pairing and greeting protocols, gates strangers and keeps contacts
+//! connected (dialling their last known addresses with backoff).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use hearth_protocol::contact::{self, Hello, HelloResponse};
+use hearth_protocol::pairing::{self, InvitationRecord, InviterDecision, JoinError, Joiner, PairRequest, PairResponse};
+use hearth_protocol::token::{self, Invitation};
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use super::behaviour::BehaviourEvent;
+use super::{merge_addrs, transport_port, Behaviour, Command};
+use crate::api::ApiError;
+use crate::config::Config;
+use crate::now_unix;
+use crate::store::{ContactRecord, ListenPorts, Origin, Store};
+use crate::views::{rfc3339, ContactBrief, ContactView, InvitationView, InviteView, JoinRequest, StatusView};
+
+/// How often timers (stranger grace, redial) are checked.
+const TICK: Duration = Duration::from_secs(1);
+/// First wait before redialling a contact; doubles up to the configured max.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+struct PendingJoin {
+    joiner: Joiner,
+    alias: Option<String>,
+    addrs: Vec<Multiaddr>,
+    reply: oneshot::Sender<Result<ContactView, ApiError>>,
+}
+
+struct Redial {
+    due: Instant,
+    delay: Duration,
+}
+
+/// See the module documentation.
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    store: Arc<Store>,
+    config: Config,
+    local: PeerId,
+    api_addr: String,
+    started: Instant,
+    commands: mpsc::Receiver<Command>,
+    listen_addrs: Vec<Multiaddr>,
+    /// Non-contacts with an open connection, and since when.
+    strangers: HashMap<PeerId, Instant>,
+    /// Contacts that answered our greeting with "not a contact".
+    refused_by: HashSet<PeerId>,
+    joins: HashMap<OutboundRequestId, PendingJoin>,
+    redial: BTreeMap<PeerId, Redial>,
+}
+
+impl EventLoop {
+    /// Wraps a swarm that is already listening.
+    pub fn new(
+        swarm: Swarm<Behaviour>,
+        store: Arc<Store>,
+        config: Config,
+        api_addr: String,
+        commands: mpsc::Receiver<Command>,
+    ) -> Self {
+        let local = *swarm.local_peer_id();
+        Self {
+            swarm,
+            store,
+            config,
+            local,
+            api_addr,
+            started: Instant::now(),
+            commands,
+            listen_addrs: Vec::new(),
+            strangers: HashMap::new(),
+            refused_by: HashSet::new(),
+            joins: HashMap::new(),
+            redial: BTreeMap::new(),
+        }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        match self.store.contacts() {
+            Ok(contacts) => {
+                let now = Instant::now();
+                for (peer, _) in contacts {
+                    if let Ok(peer) = PeerId::from_bytes(&peer) {
+                        self.redial.insert(peer, Redial { due: now, delay: FIRST_BACKOFF });
+                    }
+                }
+            }
+            Err(err) => error!("cannot read contacts: {err:#}"),
+        }
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(command) = self.commands.recv() => self.on_command(command),
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        info!("network stopped");
+    }
+
+    fn contact(&self, peer: &PeerId) -> Option<ContactRecord> {
+        match self.store.contact(&peer.to_bytes()) {
+            Ok(c) => c,
+            Err(err) => {
+                error!("cannot read contact {peer}: {err:#}");
+                None
+            }
+        }
+    }
+
+    fn online(&self, peer: &PeerId) -> bool {
+        self.swarm.is_connected(peer) && !self.refused_by.contains(peer)
+    }
+
+    fn view(&self, peer: &[u8], c: &ContactRecord) -> ContactView {
+        let id = PeerId::from_bytes(peer).ok();
+        let online = id.is_some_and(|p| self.online(&p));
+        // While connected, "last seen" is now.
+        let last_seen = if online { Some(now_unix()) } else { c.last_seen };
+        ContactView {
+            name: c.name.clone(),
+            peer_id: id.map(|p| p.to_string()).unwrap_or_else(|| hex::encode(peer)),
+            online,
+            last_seen: last_seen.map(rfc3339),
+            last_seen_unix: last_seen,
+            their_name: c.their_name.clone(),
+            origin: match c.origin {
+                Origin::Invited => "invited".into(),
+                Origin::Joined => "joined".into(),
+            },
+            added_at: rfc3339(c.added_at),
+            addresses: c.addrs.clone(),
+            refused_by_them: id.is_some_and(|p| self.refused_by.contains(&p)),
+        }
+    }
+
+    fn local_hello(&self) -> Hello {
+        Hello {
+            name: self.config.name.clone(),
+            addrs: self.listen_addrs.iter().map(|a| serde_bytes::ByteBuf::from(a.to_vec())).collect(),
+            agent: format!("hearth/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    fn greet(&mut self, peer: PeerId) {
+        let hello = self.local_hello();
+        self.swarm.behaviour_mut().contact.send_request(&peer, hello);
+    }
+
+    fn dial_contact(&mut self, peer: PeerId, record: &ContactRecord) {
+        let addrs: Vec<Multiaddr> = record.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        if addrs.is_empty() {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer).addresses(addrs).condition(PeerCondition::DisconnectedAndNotDialing).build();
+        if let Err(err) = self.swarm.dial(opts) {
+            debug!(%peer, "not dialling {}: {err}", record.name);
+        }
+    }
+
+    /// Persists "seen now" and, if given, addresses learned from the peer.
+    fn touch_contact(&mut self, peer: &PeerId, addrs: Vec<Multiaddr>, their_name: Option<String>) {
+        let now = now_unix();
+        let result = self.store.update_contact(&peer.to_bytes(), |c| {
+            c.last_seen = Some(now);
+            if !addrs.is_empty() {
+                c.addrs = merge_addrs(&c.addrs, addrs);
+            }
+            if let Some(name) = their_name {
+                c.their_name = name;
+            }
+        });
+        if let Err(err) = result {
+            error!("cannot update contact {peer}: {err:#}");
+        }
+    }
+
+    // ----- commands -------------------------------------------------------
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Invite { ttl_secs, reply } => {
+                let _ = reply.send(self.invite(ttl_secs));
+            }
+            Command::Invitations(reply) => {
+                let _ = reply.send(self.invitations());
+            }
+            Command::Join { request, reply } => self.join(request, reply),
+            Command::Contacts(reply) => {
+                let result = self
+                    .store
+                    .contacts()
+                    .map(|all| all.iter().map(|(p, c)| self.view(p, c)).collect())
+                    .map_err(ApiError::internal);
+                let _ = reply.send(result);
+            }
+            Command::RemoveContact { name, reply } => {
+                let _ = reply.send(self.remove_contact(&name));
+            }
+        }
+    }
+
+    fn status(&self) -> StatusView {
+        let contacts = self.store.contacts().unwrap_or_default();
+        let connected_contacts = contacts
+            .iter()
+            .filter_map(|(p, c)| {
+                let id = PeerId::from_bytes(p).ok()?;
+                self.online(&id).then(|| ContactBrief { name: c.name.clone(), peer_id: id.to_string() })
+            })
+            .collect();
+        StatusView {
+            peer_id: self.local.to_string(),
+            name: self.config.name.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            listen_addrs: self.listen_addrs.iter().map(|a| a.to_string()).collect(),
+            connected_contacts,
+            contacts_total: contacts.len(),
+            api_addr: self.api_addr.clone(),
+        }
+    }
+
+    fn invite(&mut self, ttl_secs: Option<u64>) -> Result<InviteView, ApiError> {
+        let ttl = ttl_secs.unwrap_or(pairing::DEFAULT_TTL_SECS);
+        if ttl == 0 || ttl > 30 * 24 * 3600 {
+            return Err(ApiError::bad_request("an invitation lasts between 1 second and 30 days"));
+        }
+        // Addresses other machines can use first; loopback last (same machine).
+        let mut addrs: Vec<Multiaddr> = self.listen_addrs.clone();
+        addrs.sort_by_key(|a| a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_loopback())));
+        addrs.truncate(token::MAX_ADDRS);
+        if addrs.is_empty() {
+            return Err(ApiError::unavailable("the node has no listen address yet; try again in a second"));
+        }
+        let now = now_unix();
+        let secret: [u8; token::SECRET_LEN] = rand::random();
+        let invitation = Invitation {
+            inviter: self.local.to_bytes(),
+            inviter_name: self.config.name.clone(),
+            addrs: addrs.iter().map(|a| a.to_vec()).collect(),
+            secret,
+            expires_at: now + ttl,
+        };
+        let text = invitation.encode().map_err(|e| ApiError::internal(e.to_string()))?;
+        let record =
+            InvitationRecord { secret: secret.to_vec(), created_at: now, expires_at: now + ttl, used_by: None };
+        self.store.add_invitation(&invitation.token_id(), &record).map_err(ApiError::internal)?;
+        info!(id = %hex::encode(invitation.token_id()), "created an invitation valid until {}", rfc3339(now + ttl));
+        Ok(InviteView {
+            token: text,
+            expires_at: rfc3339(now + ttl),
+            expires_at_unix: now + ttl,
+            addresses: addrs.iter().map(|a| a.to_string()).collect(),
+        })
+    }
+
+    fn invitations(&self) -> Result<Vec<InvitationView>, ApiError> {
+        let now = now_unix();
+        let all = self.store.invitations().map_err(ApiError::internal)?;
+        let mut views: Vec<InvitationView> = all
+            .into_iter()
+            .map(|(id, r)| InvitationView {
+                id: hex::encode(id),
+                created_at: rfc3339(r.created_at),
+                expires_at: rfc3339(r.expires_at),
+                state: match (&r.used_by, now > r.expires_at) {
+                    (Some(_), _) => "used".into(),
+                    (None, true) => "expired".into(),
+                    (None, false) => "open".into(),
+                },
+                used_by: r.used_by.map(|u| u.name),
+            })
+            .collect();
+        views.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(views)
+    }
+
+    fn join(&mut self, request: JoinRequest, reply: oneshot::Sender<Result<ContactView, ApiError>>) {
+        let result = (|| {
+            let invitation = Invitation::decode(&request.token).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let inviter = PeerId::from_bytes(&invitation.inviter)
+                .map_err(|_| ApiError::bad_request("the invitation names an invalid peer id; ask for a new one"))?;
+            if let Some(alias) = &request.name {
+                hearth_protocol::names::validate_name(alias).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            }
+            if let Some(existing) = self.contact(&inviter) {
+                return Err(ApiError::conflict(format!(
+                    "{inviter} is already your contact \"{}\"; nothing to do",
+                    existing.name
+                )));
+            }
+            let joiner = Joiner::new(now_unix(), invitation, &self.local.to_bytes(), &self.config.name)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let addrs: Vec<Multiaddr> =
+                joiner.invitation().addrs.iter().filter_map(|a| Multiaddr::try_from(a.clone()).ok()).collect();
+            if addrs.is_empty() && !self.swarm.is_connected(&inviter) {
+                return Err(ApiError::bad_request("the invitation carries no usable address of the inviter"));
+            }
+            Ok((inviter, joiner, addrs))
+        })();
+        let (inviter, mut joiner, addrs) = match result {
+            Ok(ok) => ok,
+            Err(err) => {
+                warn!("join refused locally: {}", err.message);
+                let _ = reply.send(Err(err));
+                return;
+            }
+        };
+        let Some(request_msg) = joiner.poll_request() else {
+            let _ = reply.send(Err(ApiError::internal("pairing state machine produced no request")));
+            return;
+        };
+        info!(%inviter, "joining {} at {} address(es)", joiner.invitation().inviter_name, addrs.len());
+        let id = self.swarm.behaviour_mut().pair.send_request_with_addresses(&inviter, request_msg, addrs.clone());
+        self.joins.insert(id, PendingJoin { joiner, alias: request.name, addrs, reply });
+    }
+
+    fn remove_contact(&mut self, name: &str) -> Result<ContactView, ApiError> {
+        let contacts = self.store.contacts().map_err(ApiError::internal)?;
+        let found = contacts
+            .iter()
+            .find(|(p, c)| c.name == name || PeerId::from_bytes(p).map(|id| id.to_string() == name).unwrap_or(false));
+        let Some((peer, record)) = found else {
+            return Err(ApiError::not_found(format!("no contact named \"{name}\"; see `hearth contacts`")));
+        };
+        let view = self.view(peer, record);
+        self.store.remove_contact(peer).map_err(ApiError::internal)?;
+        if let Ok(id) = PeerId::from_bytes(peer) {
+            self.redial.remove(&id);
+            self.refused_by.remove(&id);
+            let _ = self.swarm.disconnect_peer_id(id);
+        }
+        info!("removed contact {} ({})", record.name, view.peer_id);
+        Ok(ContactView { online: false, ..view })
+    }
+
+    // ----- swarm events ---------------------------------------------------
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!("listening on {address}/p2p/{}", self.local);
+                self.listen_addrs.push(address);
+                self.remember_ports();
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| a != &address);
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                if let Some(c) = self.contact(&peer_id) {
+                    debug!(peer = %peer_id, "connected to contact {} via {}", c.name, endpoint.get_remote_address());
+                    self.redial.remove(&peer_id);
+                    if num_established.get() == 1 {
+                        self.touch_contact(&peer_id, Vec::new(), None);
+                        self.greet(peer_id);
+                    }
+                } else if !self.strangers.contains_key(&peer_id) {
+                    let pairing = self.joins.values().any(|j| j.joiner.invitation().inviter == peer_id.to_bytes());
+                    if !pairing {
+                        info!(
+                            peer = %peer_id,
+                            "connection from a node that is not a contact ({}); it has {} s to present an invitation",
+                            endpoint.get_remote_address(),
+                            self.config.stranger_grace_secs
+                        );
+                    }
+                    self.strangers.insert(peer_id, Instant::now());
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                self.strangers.remove(&peer_id);
+                self.refused_by.remove(&peer_id);
+                if let Some(c) = self.contact(&peer_id) {
+                    info!(peer = %peer_id, "contact {} went offline", c.name);
+                    self.touch_contact(&peer_id, Vec::new(), None);
+                    self.redial.insert(peer_id, Redial { due: Instant::now() + FIRST_BACKOFF, delay: FIRST_BACKOFF });
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                debug!(%peer, "dial failed: {error}");
+            }
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                debug!("incoming connection from {send_back_addr} failed: {error}");
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn remember_ports(&self) {
+        let mut ports = ListenPorts::default();
+        for addr in &self.listen_addrs {
+            match transport_port(addr) {
+                Some(("quic", p)) => ports.quic = Some(p),
+                Some(("tcp", p)) => ports.tcp = Some(p),
+                _ => {}
+            }
+        }
+        if let Err(err) = self.store.set_meta("listen_ports", &ports) {
+            warn!("cannot remember the listen ports: {err:#}");
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Pair(event) => self.on_pair_event(event),
+            BehaviourEvent::Contact(event) => self.on_contact_event(event),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
+                if self.contact(&peer_id).is_some() =>
+            {
+                self.touch_contact(&peer_id, info.listen_addrs, None);
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    if self.swarm.is_connected(&peer) || self.contact(&peer).is_none() {
+                        continue;
+                    }
+                    info!(%peer, "found contact on the local network at {addr}");
+                    let result = self.store.update_contact(&peer.to_bytes(), |c| {
+                        c.addrs = merge_addrs(&c.addrs, [addr.clone()]);
+                    });
+                    if let Ok(Some(record)) = result {
+                        self.dial_contact(peer, &record);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_pair_event(&mut self, event: request_response::Event<PairRequest, PairResponse>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                self.answer_pairing(peer, request, channel)
+            }
+            Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
+                self.finish_join(peer, request_id, response)
+            }
+            Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let Some(join) = self.joins.remove(&request_id) {
+                    let addrs: Vec<String> = join.addrs.iter().map(|a| a.to_string()).collect();
+                    let message = match error {
+                        OutboundFailure::DialFailure => format!(
+                            "could not reach {} at {}: is their node running and reachable from here?",
+                            join.joiner.invitation().inviter_name,
+                            addrs.join(", ")
+                        ),
+                        OutboundFailure::Timeout => "the inviter did not answer in time; try again".to_string(),
+                        other => format!("pairing with {peer} failed: {other}"),
+                    };
+                    warn!(%peer, "join failed: {message}");
+                    let _ = join.reply.send(Err(ApiError::remote(message)));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                warn!(%peer, "refused a pairing request: {error}");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn answer_pairing(&mut self, peer: PeerId, request: PairRequest, channel: ResponseChannel<PairResponse>) {
+        let record = if request.token_id.len() == token::TOKEN_ID_LEN {
+            match self.store.invitation(&request.token_id) {
+                Ok(r) => r,
+                Err(err) => {
+                    error!("cannot read invitations: {err:#}");
+                    return; // dropping the channel tells the joiner it failed
+                }
+            }
+        } else {
+            None
+        };
+        let now = now_unix();
+        let decision = pairing::handle_request(
+            now,
+            &self.local.to_bytes(),
+            &self.config.name,
+            &peer.to_bytes(),
+            record.as_ref(),
+            &request,
+        );
+        let response = match decision {
+            InviterDecision::Reject { response, reason } => {
+                warn!(%peer, ?reason, "refused a pairing request: {}", reason.message());
+                response
+            }
+            InviterDecision::Accept { response, joiner_name, record, first_time, .. } => {
+                let contact = ContactRecord {
+                    name: joiner_name.clone(),
+                    their_name: joiner_name,
+                    origin: Origin::Invited,
+                    added_at: now,
+                    last_seen: Some(now),
+                    addrs: Vec::new(),
+                };
+                match self.store.commit_pairing(&request.token_id, &record, &peer.to_bytes(), contact) {
+                    Ok(stored) => {
+                        info!(%peer, retry = !first_time, "paired with {} (they used our invitation)", stored.name);
+                        self.strangers.remove(&peer);
+                        self.redial.remove(&peer);
+                        response
+                    }
+                    Err(err) => {
+                        error!("cannot store the pairing with {peer}: {err:#}");
+                        return;
+                    }
+                }
+            }
+        };
+        if self.swarm.behaviour_mut().pair.send_response(channel, response).is_err() {
+            warn!(%peer, "the joiner left before the pairing answer was sent");
+        }
+    }
+
+    fn finish_join(&mut self, peer: PeerId, request_id: OutboundRequestId, response: PairResponse) {
+        let Some(mut join) = self.joins.remove(&request_id) else {
+            return;
+        };
+        let outcome = join.joiner.handle_response(&peer.to_bytes(), response);
+        let result = match outcome {
+            Ok(paired) => {
+                let now = now_unix();
+                let record = ContactRecord {
+                    name: join.alias.clone().unwrap_or_else(|| paired.name.clone()),
+                    their_name: paired.name,
+                    origin: Origin::Joined,
+                    added_at: now,
+                    last_seen: Some(now),
+                    addrs: merge_addrs(&[], join.addrs.clone()),
+                };
+                match self.store.add_contact(&peer.to_bytes(), record) {
+                    Ok(stored) => {
+                        info!(%peer, "paired with {} (we used their invitation)", stored.name);
+                        self.strangers.remove(&peer);
+                        self.greet(peer);
+                        Ok(self.view(&peer.to_bytes(), &stored))
+                    }
+                    Err(err) => Err(ApiError::internal(err)),
+                }
+            }
+            Err(err @ JoinError::Rejected { .. }) => Err(ApiError::remote(err.to_string())),
+            Err(err) => Err(ApiError::remote(err.to_string())),
+        };
+        if let Err(err) = &result {
+            warn!(%peer, "join failed: {}", err.message);
+        }
+        let _ = join.reply.send(result);
+    }
+
+    fn on_contact_event(&mut self, event: request_response::Event<Hello, HelloResponse>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                let is_contact = self.contact(&peer).is_some();
+                if is_contact {
+                    self.learn_hello(&peer, request);
+                } else {
+                    warn!(%peer, "refused {} from a node that is not a contact", contact::PROTOCOL);
+                }
+                let answer = contact::answer(is_contact, self.local_hello());
+                let _ = self.swarm.behaviour_mut().contact.send_response(channel, answer);
+            }
+            Event::Message { peer, message: Message::Response { response, .. }, .. } => match response {
+                HelloResponse::Welcome { hello } => {
+                    self.refused_by.remove(&peer);
+                    self.learn_hello(&peer, hello);
+                }
+                HelloResponse::Refused { message } => {
+                    let name = self.contact(&peer).map(|c| c.name).unwrap_or_default();
+                    warn!(%peer, "contact {name} does not accept us: {message}");
+                    self.refused_by.insert(peer);
+                }
+            },
+            Event::OutboundFailure { peer, error, .. } => debug!(%peer, "greeting failed: {error}"),
+            Event::InboundFailure { peer, error, .. } => {
+                warn!(%peer, "refused a malformed greeting: {error}");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn learn_hello(&mut self, peer: &PeerId, hello: Hello) {
+        let addrs = hello.bounded_addrs().filter_map(|a| Multiaddr::try_from(a.to_vec()).ok()).collect();
+        let name = hearth_protocol::names::validate_name(&hello.name).ok();
+        self.touch_contact(peer, addrs, name);
+    }
+
+    // ----- timers ---------------------------------------------------------
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let grace = Duration::from_secs(self.config.stranger_grace_secs);
+        let expired: Vec<PeerId> =
+            self.strangers.iter().filter(|(_, since)| now.duration_since(**since) > grace).map(|(p, _)| *p).collect();
+        for peer in expired {
+            self.strangers.remove(&peer);
+            if self.contact(&peer).is_none() {
+                info!(%peer, "closing the connection of a node that is not a contact (no pairing within {} s)", grace.as_secs());
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        }
+        let due: Vec<PeerId> = self.redial.iter().filter(|(_, r)| r.due <= now).map(|(p, _)| *p).collect();
+        let max = Duration::from_secs(self.config.reconnect_max_backoff_secs.max(1));
+        for peer in due {
+            if self.swarm.is_connected(&peer) {
+                self.redial.remove(&peer);
+                continue;
+            }
+            let Some(record) = self.contact(&peer) else {
+                self.redial.remove(&peer);
+                continue;
+            };
+            self.dial_contact(peer, &record);
+            if let Some(r) = self.redial.get_mut(&peer) {
+                r.due = now + r.delay;
+                r.delay = (r.delay * 2).min(max);
+            }
+        }
+    }
+}

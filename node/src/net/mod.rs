@@ -1,0 +1,155 @@
+//! Networking: the libp2p swarm and the event loop that owns it.
+//!
+//! The API talks to the event loop through bounded [`Command`]s with oneshot
+//! replies (the rust-libp2p "client / event loop" pattern); the event loop is
+//! the only owner of the swarm, so there is no locking around network state.
+
+pub mod behaviour;
+pub mod codec;
+mod event_loop;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::{noise, tcp, yamux, Multiaddr, Swarm};
+use tokio::sync::oneshot;
+
+use crate::api::ApiError;
+use crate::views::{ContactView, InvitationView, InviteView, JoinRequest, StatusView};
+pub use behaviour::Behaviour;
+pub use event_loop::EventLoop;
+
+/// Most addresses kept per contact.
+pub const MAX_CONTACT_ADDRS: usize = 16;
+
+/// A request from the API to the event loop.
+pub enum Command {
+    /// Node status.
+    Status(oneshot::Sender<StatusView>),
+    /// Create an invitation.
+    Invite {
+        /// Validity; default 24 h.
+        ttl_secs: Option<u64>,
+        /// Answer.
+        reply: oneshot::Sender<Result<InviteView, ApiError>>,
+    },
+    /// List invitations.
+    Invitations(oneshot::Sender<Result<Vec<InvitationView>, ApiError>>),
+    /// Redeem a token.
+    Join {
+        /// Token and alias.
+        request: JoinRequest,
+        /// Answer, once paired or failed.
+        reply: oneshot::Sender<Result<ContactView, ApiError>>,
+    },
+    /// List contacts.
+    Contacts(oneshot::Sender<Result<Vec<ContactView>, ApiError>>),
+    /// Remove a contact by name or peer id.
+    RemoveContact {
+        /// Name or peer id.
+        name: String,
+        /// Answer.
+        reply: oneshot::Sender<Result<ContactView, ApiError>>,
+    },
+}
+
+/// Builds the swarm: QUIC (quinn) and TCP with Noise and Yamux.
+pub fn build_swarm(key: Keypair, use_mdns: bool) -> Result<Swarm<Behaviour>> {
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .context("cannot set up the TCP transport")?
+        .with_quic()
+        .with_behaviour(|key| {
+            Behaviour::new(key, use_mdns).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        })
+        .context("cannot set up the network protocols")?
+        // Connections to contacts stay open (ping keeps NAT mappings warm);
+        // strangers are closed by the event loop after their grace period.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
+        .build();
+    Ok(swarm)
+}
+
+/// Which transport a listen address is for, to reuse its last port.
+pub fn transport_port(addr: &Multiaddr) -> Option<(&'static str, u16)> {
+    let mut udp = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Tcp(port) => return Some(("tcp", port)),
+            Protocol::Udp(port) => udp = Some(port),
+            Protocol::QuicV1 => return udp.map(|port| ("quic", port)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `addr` with its port replaced (for the single port of TCP or UDP).
+pub fn with_port(addr: &Multiaddr, port: u16) -> Multiaddr {
+    addr.iter()
+        .map(|p| match p {
+            Protocol::Tcp(_) => Protocol::Tcp(port),
+            Protocol::Udp(_) => Protocol::Udp(port),
+            other => other,
+        })
+        .collect()
+}
+
+/// The address without a trailing `/p2p/<id>`; `None` for addresses that
+/// are useless to store (unspecified IP, relayed circuits).
+pub fn dialable(addr: &Multiaddr) -> Option<Multiaddr> {
+    let mut out = Multiaddr::empty();
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(_) => break,
+            Protocol::P2pCircuit => return None,
+            Protocol::Ip4(ip) if ip.is_unspecified() => return None,
+            Protocol::Ip6(ip) if ip.is_unspecified() => return None,
+            other => out.push(other),
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Merges `new` addresses in front of `known`, without duplicates, bounded.
+pub fn merge_addrs(known: &[String], new: impl IntoIterator<Item = Multiaddr>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for addr in new.into_iter().filter_map(|a| dialable(&a)).map(|a| a.to_string()).chain(known.iter().cloned()) {
+        if !out.contains(&addr) && out.len() < MAX_CONTACT_ADDRS {
+            out.push(addr);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ma(s: &str) -> Multiaddr {
+        s.parse().expect("multiaddr")
+    }
+
+    #[test]
+    fn addresses_are_cleaned_and_merged() {
+        let p = "/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
+        assert_eq!(dialable(&ma(&format!("/ip4/127.0.0.1/tcp/5{p}"))), Some(ma("/ip4/127.0.0.1/tcp/5")));
+        assert_eq!(dialable(&ma("/ip4/0.0.0.0/tcp/5")), None);
+        let merged = merge_addrs(
+            &["/ip4/10.0.0.1/tcp/1".into(), "/ip4/127.0.0.1/tcp/5".into()],
+            [ma("/ip4/127.0.0.1/tcp/5"), ma("/ip4/127.0.0.1/udp/6/quic-v1")],
+        );
+        assert_eq!(merged, vec!["/ip4/127.0.0.1/tcp/5", "/ip4/127.0.0.1/udp/6/quic-v1", "/ip4/10.0.0.1/tcp/1"]);
+    }
+
+    #[test]
+    fn ports_are_found_and_replaced() {
+        let quic = ma("/ip4/0.0.0.0/udp/0/quic-v1");
+        assert_eq!(transport_port(&quic), Some(("quic", 0)));
+        assert_eq!(with_port(&quic, 4001), ma("/ip4/0.0.0.0/udp/4001/quic-v1"));
+        assert_eq!(transport_port(&ma("/ip4/1.2.3.4/tcp/9")), Some(("tcp", 9)));
+    }
+}

@@ -1,0 +1,106 @@
+//! Starting and stopping a node: the swarm's event loop and the HTTP API as
+//! two tasks, with `api.json` written while both run.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::home::{ApiInfo, Home};
+use crate::net::{self, EventLoop};
+use crate::store::{ListenPorts, Store};
+
+/// A running node.
+pub struct RunningNode {
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    /// The node's identity.
+    pub peer_id: PeerId,
+    home: Home,
+    stop_net: oneshot::Sender<()>,
+    stop_api: oneshot::Sender<()>,
+    net_task: tokio::task::JoinHandle<()>,
+    api_task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Installs the process-wide rustls crypto provider. libp2p-quic and quinn
+/// pull in both ring and aws-lc-rs, so rustls cannot choose by itself.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Starts the node of `home`: opens its database, listens, serves the API.
+pub async fn start(home: &Home) -> Result<RunningNode> {
+    install_crypto_provider();
+    let key = home.identity()?;
+    let config = home.config()?;
+    let token = home.api_token()?;
+    let store = Arc::new(Store::open(&home.db_path())?);
+    let peer_id = key.public().to_peer_id();
+    let mut swarm = net::build_swarm(key, config.mdns)?;
+    let last: ListenPorts = store.meta("listen_ports")?.unwrap_or_default();
+    for text in &config.listen {
+        let addr: Multiaddr = text
+            .parse()
+            .with_context(|| format!("invalid listen address {text:?} in {}", home.config_path().display()))?;
+        listen(&mut swarm, &addr, &last)?;
+    }
+
+    let listener = tokio::net::TcpListener::bind(&config.api_addr)
+        .await
+        .with_context(|| format!("cannot open the API on {}", config.api_addr))?;
+    let api_addr = listener.local_addr()?;
+    let (commands_tx, commands_rx) = mpsc::channel(64);
+    let (stop_api, api_stopped) = oneshot::channel::<()>();
+    let router = crate::api::router(commands_tx, token);
+    let api_task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = api_stopped.await;
+            })
+            .await
+    });
+    let (stop_net, net_stopped) = oneshot::channel();
+    let event_loop = EventLoop::new(swarm, store, config, api_addr.to_string(), commands_rx);
+    let net_task = tokio::spawn(event_loop.run(net_stopped));
+
+    home.write_api_info(&ApiInfo { addr: api_addr, pid: std::process::id(), peer_id: peer_id.to_string() })?;
+    info!(%peer_id, "node is up; API on http://{api_addr}");
+    Ok(RunningNode { api_addr, peer_id, home: home.clone(), stop_net, stop_api, net_task, api_task })
+}
+
+/// Listens on `addr`; a port 0 first tries the port used last time, so that
+/// contacts find the node again at its last known address after a restart.
+fn listen(swarm: &mut libp2p::Swarm<net::Behaviour>, addr: &Multiaddr, last: &ListenPorts) -> Result<()> {
+    let previous = match net::transport_port(addr) {
+        Some(("quic", 0)) => last.quic,
+        Some(("tcp", 0)) => last.tcp,
+        _ => None,
+    };
+    if let Some(port) = previous {
+        let sticky = net::with_port(addr, port);
+        match swarm.listen_on(sticky.clone()) {
+            Ok(_) => return Ok(()),
+            Err(err) => warn!("port {port} of the last run is taken ({err}); picking a free one"),
+        }
+    }
+    swarm.listen_on(addr.clone()).with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(())
+}
+
+impl RunningNode {
+    /// Stops the API and the network, then removes `api.json`. The database
+    /// is closed when the event loop (its last user) has ended.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop_api.send(());
+        let _ = self.stop_net.send(());
+        self.net_task.await.context("the network task failed")?;
+        self.api_task.await.context("the API task failed")?.context("the API server failed")?;
+        self.home.clear_api_info();
+        info!("node stopped");
+        Ok(())
+    }
+}

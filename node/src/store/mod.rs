@@ -1,0 +1,272 @@
+//! The node's database (redb): contacts, invitations and small node state.
+//!
+//! Every change is one redb write transaction, committed durably before the
+//! network is told about it (e.g. a pairing is stored before the acceptance is
+//! sent), so a crash never leaves one side believing in a contact the other
+//! never recorded because of us.
+
+pub mod tables;
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use hearth_protocol::frame::{from_cbor, to_cbor};
+use hearth_protocol::pairing::InvitationRecord;
+use hearth_protocol::token::TokenId;
+use redb::{Database, ReadableDatabase, ReadableTable};
+use serde::{de::DeserializeOwned, Serialize};
+
+pub use tables::{ContactRecord, ListenPorts, Origin};
+use tables::{CONTACTS, INVITATIONS, META, SCHEMA_VERSION};
+
+/// Handle on the database; cheap to share behind an `Arc`.
+pub struct Store {
+    db: Database,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    to_cbor(value).map_err(|e| anyhow::anyhow!("cannot encode a record: {e}"))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    from_cbor(bytes).map_err(|e| anyhow::anyhow!("the stored {what} is corrupted: {e}"))
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path).with_context(|| {
+            format!("cannot open the database {} (is another node running on this home?)", path.display())
+        })?;
+        let store = Self { db };
+        store.migrate().with_context(|| format!("cannot prepare the database {}", path.display()))?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let version: u64 = match meta.get("schema_version")? {
+                Some(v) => decode(v.value(), "schema version")?,
+                None => 0,
+            };
+            if version > SCHEMA_VERSION {
+                bail!("the database was written by a newer Hearth (schema {version}); update Hearth");
+            }
+            // Version 0 -> 1: creating the tables is the whole migration.
+            txn.open_table(CONTACTS)?;
+            txn.open_table(INVITATIONS)?;
+            if version != SCHEMA_VERSION {
+                meta.insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// All contacts, ordered by peer id bytes.
+    pub fn contacts(&self) -> Result<Vec<(Vec<u8>, ContactRecord)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CONTACTS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_vec(), decode(v.value(), "contact")?));
+        }
+        Ok(out)
+    }
+
+    /// One contact by peer id.
+    pub fn contact(&self, peer: &[u8]) -> Result<Option<ContactRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CONTACTS)?;
+        table.get(peer)?.map(|v| decode(v.value(), "contact")).transpose()
+    }
+
+    /// Adds a contact under a unique local name derived from `record.name`;
+    /// returns the name used. An existing record for the peer is replaced
+    /// (its name kept), so pairing twice is harmless.
+    pub fn add_contact(&self, peer: &[u8], record: ContactRecord) -> Result<ContactRecord> {
+        let txn = self.db.begin_write()?;
+        let stored = {
+            let mut table = txn.open_table(CONTACTS)?;
+            let stored = with_unique_name(&table, peer, record)?;
+            table.insert(peer, encode(&stored)?.as_slice())?;
+            stored
+        };
+        txn.commit()?;
+        Ok(stored)
+    }
+
+    /// Read-modify-write of one contact in a single transaction. Returns the
+    /// new record, or `None` if the peer is not a contact.
+    pub fn update_contact(
+        &self,
+        peer: &[u8],
+        change: impl FnOnce(&mut ContactRecord),
+    ) -> Result<Option<ContactRecord>> {
+        let txn = self.db.begin_write()?;
+        let updated = {
+            let mut table = txn.open_table(CONTACTS)?;
+            let current: Option<ContactRecord> = table.get(peer)?.map(|v| decode(v.value(), "contact")).transpose()?;
+            match current {
+                None => None,
+                Some(mut record) => {
+                    change(&mut record);
+                    table.insert(peer, encode(&record)?.as_slice())?;
+                    Some(record)
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(updated)
+    }
+
+    /// Removes a contact; returns it if it existed.
+    pub fn remove_contact(&self, peer: &[u8]) -> Result<Option<ContactRecord>> {
+        let txn = self.db.begin_write()?;
+        let removed = {
+            let mut table = txn.open_table(CONTACTS)?;
+            let removed = table.remove(peer)?.map(|v| decode(v.value(), "contact")).transpose()?;
+            removed
+        };
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    /// Stores a new invitation.
+    pub fn add_invitation(&self, id: &TokenId, record: &InvitationRecord) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(INVITATIONS)?.insert(id.as_slice(), encode(record)?.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// One invitation by token id.
+    pub fn invitation(&self, id: &[u8]) -> Result<Option<InvitationRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(INVITATIONS)?;
+        table.get(id)?.map(|v| decode(v.value(), "invitation")).transpose()
+    }
+
+    /// All invitations with their ids.
+    pub fn invitations(&self) -> Result<Vec<(Vec<u8>, InvitationRecord)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(INVITATIONS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_vec(), decode(v.value(), "invitation")?));
+        }
+        Ok(out)
+    }
+
+    /// The inviter's side of an accepted pairing, in one transaction: the
+    /// invitation marked used and the joiner added as a contact.
+    pub fn commit_pairing(
+        &self,
+        id: &[u8],
+        invitation: &InvitationRecord,
+        joiner: &[u8],
+        contact: ContactRecord,
+    ) -> Result<ContactRecord> {
+        let txn = self.db.begin_write()?;
+        let stored = {
+            txn.open_table(INVITATIONS)?.insert(id, encode(invitation)?.as_slice())?;
+            let mut table = txn.open_table(CONTACTS)?;
+            let stored = with_unique_name(&table, joiner, contact)?;
+            table.insert(joiner, encode(&stored)?.as_slice())?;
+            stored
+        };
+        txn.commit()?;
+        Ok(stored)
+    }
+
+    /// A node-wide value.
+    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(META)?;
+        table.get(key)?.map(|v| decode(v.value(), key)).transpose()
+    }
+
+    /// Sets a node-wide value.
+    pub fn set_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?.insert(key, encode(value)?.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// Keeps an existing contact's local name; otherwise makes `record.name`
+/// unique among the other contacts.
+fn with_unique_name(
+    table: &redb::Table<&[u8], &[u8]>,
+    peer: &[u8],
+    mut record: ContactRecord,
+) -> Result<ContactRecord> {
+    let mut others = Vec::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        let existing: ContactRecord = decode(v.value(), "contact")?;
+        if k.value() == peer {
+            record.name = existing.name;
+            record.added_at = existing.added_at;
+            return Ok(record);
+        }
+        others.push(existing.name);
+    }
+    record.name = hearth_protocol::names::unique_name(&record.name, |n| others.iter().any(|o| o == n));
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(name: &str) -> ContactRecord {
+        ContactRecord {
+            name: name.into(),
+            their_name: name.into(),
+            origin: Origin::Joined,
+            added_at: 1,
+            last_seen: None,
+            addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+        }
+    }
+
+    #[test]
+    fn contacts_survive_reopening_and_names_stay_unique() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.redb");
+        {
+            let store = Store::open(&path).expect("open");
+            assert_eq!(store.add_contact(b"p1", contact("bob")).expect("add").name, "bob");
+            assert_eq!(store.add_contact(b"p2", contact("bob")).expect("add").name, "bob (2)");
+            // Re-adding an existing peer keeps its local name.
+            assert_eq!(store.add_contact(b"p2", contact("robert")).expect("add").name, "bob (2)");
+            store.update_contact(b"p1", |c| c.last_seen = Some(42)).expect("update");
+        }
+        let store = Store::open(&path).expect("reopen");
+        let all = store.contacts().expect("list");
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].1.last_seen, Some(42));
+        assert!(store.remove_contact(b"p1").expect("remove").is_some());
+        assert!(store.remove_contact(b"p1").expect("remove").is_none());
+        assert_eq!(store.update_contact(b"p1", |_| {}).expect("update"), None);
+    }
+
+    #[test]
+    fn a_pairing_commits_invitation_and_contact_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.redb")).expect("open");
+        let record = InvitationRecord { secret: vec![1; 32], created_at: 1, expires_at: 2, used_by: None };
+        store.add_invitation(&[7; 16], &record).expect("add");
+        let mut used = record.clone();
+        used.used_by = Some(hearth_protocol::pairing::Redemption { peer: b"j".to_vec(), name: "j".into(), at: 2 });
+        store.commit_pairing(&[7; 16], &used, b"j", contact("j")).expect("commit");
+        assert_eq!(store.invitation(&[7; 16]).expect("get"), Some(used));
+        assert!(store.contact(b"j").expect("get").is_some());
+    }
+}

@@ -1,0 +1,58 @@
+//! The redb schema, in one place. Every table name carries its version; a
+//! change of key or value layout gets a new name and a numbered migration in
+//! `store/mod.rs` (`SCHEMA_VERSION`). Values are CBOR (RFC 8949) of the
+//! record types below, so fields can be added without a migration.
+
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+/// Schema version stored under `meta-1["schema_version"]`.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Small node-wide values. Key: a name. Value: CBOR.
+/// - `schema_version`: u64
+/// - `listen_ports`: [`ListenPorts`], the ports bound at the last start.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-1");
+
+/// Contacts. Key: the contact's peer id bytes. Value: [`ContactRecord`].
+pub const CONTACTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("contacts-1");
+
+/// Invitations this node issued, used or not (kept as an audit trail).
+/// Key: the 16-byte token id. Value: `hearth_protocol::pairing::InvitationRecord`.
+pub const INVITATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("invitations-1");
+
+/// How a contact came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// They redeemed one of our invitations.
+    Invited,
+    /// We redeemed one of theirs.
+    Joined,
+}
+
+/// A contact: a peer the user accepted through an invitation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRecord {
+    /// The local, unique name (an alias, or the name they gave).
+    pub name: String,
+    /// The name they call themselves, as last heard.
+    pub their_name: String,
+    /// How the pairing went.
+    pub origin: Origin,
+    /// Unix seconds of the pairing.
+    pub added_at: u64,
+    /// Unix seconds of the last time a connection to them was open.
+    pub last_seen: Option<u64>,
+    /// Last known multiaddresses, most recent first.
+    pub addrs: Vec<String>,
+}
+
+/// Ports bound at the last start, reused when the config asks for port 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenPorts {
+    /// UDP port of the QUIC listener.
+    pub quic: Option<u16>,
+    /// TCP port of the TCP listener.
+    pub tcp: Option<u16>,
+}

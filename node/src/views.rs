@@ -1,0 +1,114 @@
+//! What the API returns and the CLI prints (`--json` prints these as is).
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// This node's name.
+    pub name: String,
+    /// Hearth version.
+    pub version: String,
+    /// Seconds since `hearth up`.
+    pub uptime_secs: u64,
+    /// Multiaddresses the node listens on.
+    pub listen_addrs: Vec<String>,
+    /// Contacts with a connection open right now.
+    pub connected_contacts: Vec<ContactBrief>,
+    /// Number of contacts.
+    pub contacts_total: usize,
+    /// Where the API listens.
+    pub api_addr: String,
+}
+
+/// A contact in a status line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContactBrief {
+    /// Local name.
+    pub name: String,
+    /// Peer id.
+    pub peer_id: String,
+}
+
+/// `GET /v1/contacts` items.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContactView {
+    /// Local, unique name.
+    pub name: String,
+    /// Peer id.
+    pub peer_id: String,
+    /// A connection is open and they greeted us back as a contact.
+    pub online: bool,
+    /// Last time a connection was open, RFC 3339 (UTC); `null` if never.
+    pub last_seen: Option<String>,
+    /// `last_seen` as Unix seconds.
+    pub last_seen_unix: Option<u64>,
+    /// The name they gave themselves.
+    pub their_name: String,
+    /// `invited` (they used our invitation) or `joined` (we used theirs).
+    pub origin: String,
+    /// When the pairing happened, RFC 3339.
+    pub added_at: String,
+    /// Last known addresses.
+    pub addresses: Vec<String>,
+    /// They answered that we are not (or no longer) their contact.
+    pub refused_by_them: bool,
+}
+
+/// `POST /v1/invitations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InviteView {
+    /// The token to hand to the other person.
+    pub token: String,
+    /// Expiry, RFC 3339.
+    pub expires_at: String,
+    /// Expiry, Unix seconds.
+    pub expires_at_unix: u64,
+    /// Addresses carried in the token.
+    pub addresses: Vec<String>,
+}
+
+/// `GET /v1/invitations` items (never includes the secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvitationView {
+    /// Token id, hex.
+    pub id: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// `open`, `used` or `expired`.
+    pub state: String,
+    /// Name of the node that used it.
+    pub used_by: Option<String>,
+}
+
+/// `POST /v1/join` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The invitation token.
+    pub token: String,
+    /// Local name for the inviter (default: the name it gave itself).
+    pub name: Option<String>,
+}
+
+/// `POST /v1/invitations` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InviteRequest {
+    /// Validity in seconds (default 24 h).
+    pub ttl_secs: Option<u64>,
+}
+
+/// Body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong and what to do.
+    pub error: String,
+}
+
+/// Unix seconds as RFC 3339 (UTC, seconds precision).
+pub fn rfc3339(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix)).to_string()
+}
