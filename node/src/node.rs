@@ -72,6 +72,8 @@ pub async fn start(home: &Home) -> Result<RunningNode> {
     Ok(RunningNode { api_addr, peer_id, home: home.clone(), stop_net, stop_api, net_task, api_task })
 }
 
+const STICKY_PORT_ATTEMPTS: u32 = 30;
+
 /// Listens on `addr`; a port 0 first tries the port used last time, so that
 /// contacts find the node again at its last known address after a restart.
 fn listen(swarm: &mut libp2p::Swarm<net::Behaviour>, addr: &Multiaddr, last: &ListenPorts) -> Result<()> {
@@ -82,9 +84,16 @@ fn listen(swarm: &mut libp2p::Swarm<net::Behaviour>, addr: &Multiaddr, last: &Li
     };
     if let Some(port) = previous {
         let sticky = net::with_port(addr, port);
-        match swarm.listen_on(sticky.clone()) {
-            Ok(_) => return Ok(()),
-            Err(err) => warn!("port {port} of the last run is taken ({err}); picking a free one"),
+        // A node restarted in the same process (tests, future in-app restart)
+        // may find its QUIC socket still draining for a moment: retry briefly.
+        for attempt in 0..STICKY_PORT_ATTEMPTS {
+            match swarm.listen_on(sticky.clone()) {
+                Ok(_) => return Ok(()),
+                Err(err) if attempt + 1 == STICKY_PORT_ATTEMPTS => {
+                    warn!("port {port} of the last run is taken ({err:?}); picking a free one")
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+            }
         }
     }
     swarm.listen_on(addr.clone()).with_context(|| format!("cannot listen on {addr}"))?;

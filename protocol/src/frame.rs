@@ -48,6 +48,21 @@ pub enum FrameError {
     Encode(String),
 }
 
+impl FrameError {
+    /// The stable snake_case name of the error, as used by the test vectors
+    /// of `spec/framing.md`: `too_large`, `empty`, `truncated`, `malformed`,
+    /// and `encode` (a local failure to serialise, never caused by a peer).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::Empty => "empty",
+            Self::Truncated { .. } => "truncated",
+            Self::Malformed(_) => "malformed",
+            Self::Encode(_) => "encode",
+        }
+    }
+}
+
 /// Checks an announced body length against `limit`.
 pub fn check_len(len: usize, limit: usize) -> Result<(), FrameError> {
     if len == 0 {

@@ -61,8 +61,8 @@ pub enum TokenError {
     /// The bytes end before the layout does.
     #[error("the invitation is truncated (it ends inside the {0}); copy the whole token again")]
     Truncated(&'static str),
-    /// The checksum does not match: a character was changed.
-    #[error("the invitation is garbled (its checksum does not match); copy it again exactly as printed")]
+    /// The checksum does not match: a character was changed, added or cut.
+    #[error("the invitation is garbled: incomplete or mistyped (its checksum does not match); copy the whole token again exactly as printed")]
     Garbled,
     /// Written by a newer Hearth.
     #[error("the invitation uses format version {0}, which this Hearth does not know; update Hearth")]
@@ -73,6 +73,24 @@ pub enum TokenError {
     /// The token's expiry has passed.
     #[error("the invitation expired {0} seconds ago; ask for a new one with `hearth invite`")]
     Expired(u64),
+}
+
+impl TokenError {
+    /// The stable snake_case name of the error, as used by the test vectors
+    /// of `spec/invitation.md`: `not_a_token`, `too_long`, `bad_character`,
+    /// `truncated`, `garbled`, `unsupported_version`, `malformed`, `expired`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotAToken => "not_a_token",
+            Self::TooLong(_) => "too_long",
+            Self::BadCharacter(_) => "bad_character",
+            Self::Truncated(_) => "truncated",
+            Self::Garbled => "garbled",
+            Self::UnsupportedVersion(_) => "unsupported_version",
+            Self::Malformed(_) => "malformed",
+            Self::Expired(_) => "expired",
+        }
+    }
 }
 
 impl Invitation {
@@ -143,12 +161,10 @@ impl Invitation {
         }
         let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
         if checksum(body) != sum {
-            // A valid prefix of a longer token also fails here; tell truncation
-            // apart by trying to read the layout without the checksum.
-            return Err(match Reader::new(body).read_layout() {
-                Err(TokenError::Truncated(at)) => TokenError::Truncated(at),
-                _ => TokenError::Garbled,
-            });
+            // Base58 encodes one big number: a cut or changed character alters
+            // every byte, so a failed checksum cannot tell a truncated token
+            // from a mistyped one, and the message says both.
+            return Err(TokenError::Garbled);
         }
         let mut reader = Reader::new(body);
         let invitation = reader.read_layout()?;

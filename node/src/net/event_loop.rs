@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::behaviour::BehaviourEvent;
+use super::codec::Wire;
 use super::{merge_addrs, transport_port, Behaviour, Command};
 use crate::api::ApiError;
 use crate::config::Config;
@@ -29,6 +30,8 @@ use crate::views::{rfc3339, ContactBrief, ContactView, InvitationView, InviteVie
 const TICK: Duration = Duration::from_secs(1);
 /// First wait before redialling a contact; doubles up to the configured max.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait for connections to close at shutdown.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct PendingJoin {
     joiner: Joiner,
@@ -108,7 +111,25 @@ impl EventLoop {
                 _ = tick.tick() => self.on_tick(),
             }
         }
+        self.close_connections().await;
         info!("network stopped");
+    }
+
+    /// Closes every connection and drives the swarm until they are gone (at
+    /// most [`CLOSE_TIMEOUT`]), so contacts learn at once that we left and the
+    /// QUIC socket is released promptly for a restart.
+    async fn close_connections(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            while self.swarm.network_info().num_peers() > 0 {
+                let event = self.swarm.select_next_some().await;
+                debug!("while stopping: {event:?}");
+            }
+        })
+        .await;
     }
 
     fn contact(&self, peer: &PeerId) -> Option<ContactRecord> {
@@ -157,7 +178,7 @@ impl EventLoop {
 
     fn greet(&mut self, peer: PeerId) {
         let hello = self.local_hello();
-        self.swarm.behaviour_mut().contact.send_request(&peer, hello);
+        self.swarm.behaviour_mut().contact.send_request(&peer, Wire::Msg(hello));
     }
 
     fn dial_contact(&mut self, peer: PeerId, record: &ContactRecord) {
@@ -328,7 +349,11 @@ impl EventLoop {
             return;
         };
         info!(%inviter, "joining {} at {} address(es)", joiner.invitation().inviter_name, addrs.len());
-        let id = self.swarm.behaviour_mut().pair.send_request_with_addresses(&inviter, request_msg, addrs.clone());
+        let id = self.swarm.behaviour_mut().pair.send_request_with_addresses(
+            &inviter,
+            Wire::Msg(request_msg),
+            addrs.clone(),
+        );
         self.joins.insert(id, PendingJoin { joiner, alias: request.name, addrs, reply });
     }
 
@@ -445,11 +470,19 @@ impl EventLoop {
         }
     }
 
-    fn on_pair_event(&mut self, event: request_response::Event<PairRequest, PairResponse>) {
+    fn on_pair_event(&mut self, event: request_response::Event<Wire<PairRequest>, PairResponse>) {
         use request_response::{Event, Message};
         match event {
-            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+            Event::Message { peer, message: Message::Request { request: Wire::Msg(request), channel, .. }, .. } => {
                 self.answer_pairing(peer, request, channel)
+            }
+            Event::Message { peer, message: Message::Request { request: Wire::Bad(err), channel, .. }, .. } => {
+                warn!(%peer, "refused a pairing request: malformed frame: {err}");
+                let response = PairResponse::Rejected {
+                    reason: pairing::RejectReason::BadRequest,
+                    message: format!("malformed request: {err}"),
+                };
+                let _ = self.swarm.behaviour_mut().pair.send_response(channel, response);
             }
             Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
                 self.finish_join(peer, request_id, response)
@@ -566,10 +599,15 @@ impl EventLoop {
         let _ = join.reply.send(result);
     }
 
-    fn on_contact_event(&mut self, event: request_response::Event<Hello, HelloResponse>) {
+    fn on_contact_event(&mut self, event: request_response::Event<Wire<Hello>, HelloResponse>) {
         use request_response::{Event, Message};
         match event {
-            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+            Event::Message { peer, message: Message::Request { request: Wire::Bad(err), channel, .. }, .. } => {
+                warn!(%peer, "refused a greeting: malformed frame: {err}");
+                let refusal = HelloResponse::Refused { message: format!("malformed greeting: {err}") };
+                let _ = self.swarm.behaviour_mut().contact.send_response(channel, refusal);
+            }
+            Event::Message { peer, message: Message::Request { request: Wire::Msg(request), channel, .. }, .. } => {
                 let is_contact = self.contact(&peer).is_some();
                 if is_contact {
                     self.learn_hello(&peer, request);
