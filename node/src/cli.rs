@@ -68,6 +68,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run several local nodes that show what Hearth does.
+    Demo {
+        /// Directory for the demo nodes' homes (default: a temporary one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Keep the nodes running until Ctrl-C.
+        #[arg(long)]
+        keep_running: bool,
+    },
     /// List contacts, or remove one.
     Contacts {
         #[command(subcommand)]
@@ -112,8 +121,12 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs one parsed command.
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Command::Demo { dir, keep_running } = cli.command {
+        return crate::demo::run(dir, keep_running).await;
+    }
     let home = Home::resolve(cli.home)?;
     match cli.command {
+        Command::Demo { .. } => unreachable!("handled above"),
         Command::Init { name, json } => {
             let report = home.init(name.as_deref())?;
             if json {

@@ -8,11 +8,13 @@
 //! - [`api`]: the axum HTTP API on 127.0.0.1, bearer-token protected.
 //! - [`client`], [`cli`]: the `hearth` command line, a client of the API.
 //! - [`node`]: start and stop a node (used by `hearth up` and by tests).
+//! - [`demo`]: `hearth demo`, several local nodes showing the use cases.
 
 pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod home;
 pub mod net;
 pub mod node;
