@@ -6,11 +6,13 @@
 //! addresses that exist only inside them. It needs root (or CAP_NET_ADMIN)
 //! and `ip`; without them it is skipped with a message saying why.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
+use common::{set_network, wait_for, Runner};
 
 struct Lan {
     a: String,
@@ -52,83 +54,8 @@ impl Drop for Lan {
     }
 }
 
-fn in_ns(ns: &str, home: &Path, args: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns, HEARTH, "--home"])
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("run hearth in namespace")
-}
-
-fn ok(ns: &str, home: &Path, args: &[&str]) -> String {
-    let out = in_ns(ns, home, args);
-    assert!(out.status.success(), "hearth {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
 fn configure(home: &Path, quic: u16, tcp: u16) {
-    let path = home.join("config.toml");
-    let text = std::fs::read_to_string(&path).expect("config");
-    let mut out = String::new();
-    let mut skip = false;
-    for line in text.lines() {
-        if line.starts_with("listen") {
-            out.push_str(&format!("listen = [\"/ip4/0.0.0.0/udp/{quic}/quic-v1\", \"/ip4/0.0.0.0/tcp/{tcp}\"]\n"));
-            skip = !line.contains(']');
-            continue;
-        }
-        if skip {
-            skip = !line.contains(']');
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    std::fs::write(&path, out).expect("write config");
-}
-
-struct Up(Child);
-
-impl Up {
-    fn start(ns: &str, home: &Path) -> Self {
-        let _ = std::fs::remove_file(home.join("api.json"));
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, HEARTH, "--home"])
-            .arg(home)
-            .arg("up")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start hearth up");
-        wait_for(Duration::from_secs(20), || in_ns(ns, home, &["status"]).status.success());
-        Up(child)
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn online(ns: &str, home: &Path, name: &str) -> bool {
-    let list: serde_json::Value = serde_json::from_str(&ok(ns, home, &["contacts", "--json"])).expect("json");
-    list.as_array().is_some_and(|all| all.iter().any(|c| c["name"] == name && c["online"] == true))
+    set_network(home, &[format!("/ip4/0.0.0.0/udp/{quic}/quic-v1"), format!("/ip4/0.0.0.0/tcp/{tcp}")], true);
 }
 
 #[test]
@@ -142,28 +69,29 @@ fn both_nodes_move_ports_and_find_each_other_with_mdns() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b): (PathBuf, PathBuf) = (dir.path().join("A"), dir.path().join("B"));
-    ok(&lan.a, &a, &["init", "--name", "alice"]);
-    ok(&lan.b, &b, &["init", "--name", "bob"]);
+    let (in_a, in_b) = (Runner::in_netns(&lan.a), Runner::in_netns(&lan.b));
+    in_a.ok(&a, &["init", "--name", "alice"]);
+    in_b.ok(&b, &["init", "--name", "bob"]);
     configure(&a, 0, 0);
     configure(&b, 0, 0);
 
-    let up_a = Up::start(&lan.a, &a);
-    let up_b = Up::start(&lan.b, &b);
-    let token = ok(&lan.a, &a, &["invite"]).trim().to_owned();
-    ok(&lan.b, &b, &["join", &token]);
-    wait_for(Duration::from_secs(20), || online(&lan.a, &a, "bob") && online(&lan.b, &b, "alice"));
-    up_a.stop();
-    up_b.stop();
+    let up_a = in_a.up(&a);
+    let up_b = in_b.up(&b);
+    let token = in_a.ok(&a, &["invite"]).trim().to_owned();
+    in_b.ok(&b, &["join", &token]);
+    wait_for(Duration::from_secs(20), || in_a.online(&a, "bob") && in_b.online(&b, "alice"));
+    assert!(up_a.terminate().success());
+    assert!(up_b.terminate().success());
 
     // Both move to ports nobody has seen: every stored address is stale.
     configure(&a, 41101, 41102);
     configure(&b, 41201, 41202);
     let started = Instant::now();
-    let _up_a = Up::start(&lan.a, &a);
-    let _up_b = Up::start(&lan.b, &b);
-    wait_for(Duration::from_secs(30), || online(&lan.a, &a, "bob") && online(&lan.b, &b, "alice"));
+    let _up_a = in_a.up(&a);
+    let _up_b = in_b.up(&b);
+    wait_for(Duration::from_secs(30), || in_a.online(&a, "bob") && in_b.online(&b, "alice"));
     eprintln!("found each other again through mDNS after {:?}", started.elapsed());
-    let list: serde_json::Value = serde_json::from_str(&ok(&lan.a, &a, &["contacts", "--json"])).expect("json");
+    let list = in_a.contacts(&a);
     let addrs = list[0]["addresses"].to_string();
     assert!(addrs.contains("41201") || addrs.contains("41202"), "bob's new address learned: {addrs}");
 }
