@@ -1,9 +1,10 @@
 //! The contact greeting (`/hearth/contact/1`): the first application protocol
 //! two paired nodes run on every connection.
 //!
-//! The dialer sends its [`Hello`] (display name, listen addresses, software
-//! version); the listener answers with its own if the dialer is one of its
-//! contacts and with [`HelloResponse::Refused`] otherwise. This is how a node
+//! On the first connection between two contacts each side sends its
+//! [`Hello`] (display name, listen addresses, software version); the receiver
+//! answers with its own if the sender is one of its contacts and with
+//! [`HelloResponse::Refused`] otherwise. This is how a node
 //! learns a contact's current addresses (persisted as its last known ones) and
 //! whether the contact still has it as a contact. Strangers get nothing.
 

@@ -81,9 +81,14 @@ pub fn to_cbor<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     Ok(body)
 }
 
-/// Parses a CBOR body (no length prefix).
+/// Parses a CBOR body (no length prefix): exactly one CBOR item, nothing after it.
 pub fn from_cbor<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
-    ciborium::from_reader(body).map_err(|e| FrameError::Malformed(e.to_string()))
+    let mut rest = body;
+    let value = ciborium::from_reader(&mut rest).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FrameError::Malformed(format!("{} bytes after the message", rest.len())));
+    }
+    Ok(value)
 }
 
 /// Encodes `msg` as one complete frame (prefix + CBOR), checking `limit`.

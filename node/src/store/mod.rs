@@ -199,8 +199,10 @@ impl Store {
     }
 }
 
-/// Keeps an existing contact's local name; otherwise makes `record.name`
-/// unique among the other contacts.
+/// For a peer that is already a contact (pairing again, or a joiner retrying
+/// after a lost answer) keeps what we know: its local name, when it was added,
+/// its addresses (new ones first) and when it was last seen. Otherwise makes
+/// `record.name` unique among the other contacts.
 fn with_unique_name(
     table: &redb::Table<&[u8], &[u8]>,
     peer: &[u8],
@@ -213,6 +215,12 @@ fn with_unique_name(
         if k.value() == peer {
             record.name = existing.name;
             record.added_at = existing.added_at;
+            record.last_seen = record.last_seen.max(existing.last_seen);
+            for addr in existing.addrs {
+                if !record.addrs.contains(&addr) && record.addrs.len() < crate::net::MAX_CONTACT_ADDRS {
+                    record.addrs.push(addr);
+                }
+            }
             return Ok(record);
         }
         others.push(existing.name);
@@ -244,8 +252,12 @@ mod tests {
             let store = Store::open(&path).expect("open");
             assert_eq!(store.add_contact(b"p1", contact("bob")).expect("add").name, "bob");
             assert_eq!(store.add_contact(b"p2", contact("bob")).expect("add").name, "bob (2)");
-            // Re-adding an existing peer keeps its local name.
-            assert_eq!(store.add_contact(b"p2", contact("robert")).expect("add").name, "bob (2)");
+            // Re-adding an existing peer keeps its local name and addresses.
+            let mut again = contact("robert");
+            again.addrs = vec![];
+            let kept = store.add_contact(b"p2", again).expect("add");
+            assert_eq!(kept.name, "bob (2)");
+            assert_eq!(kept.addrs, vec!["/ip4/127.0.0.1/tcp/1".to_owned()]);
             store.update_contact(b"p1", |c| c.last_seen = Some(42)).expect("update");
         }
         let store = Store::open(&path).expect("reopen");
