@@ -4,5 +4,16 @@
 //! (who may write what) live here so that the node and the simulator apply
 //! exactly the same rules.
 //!
-//! Empty until the shared-folder capability lands (issue 3): the foundation
-//! only needs identities and pairing, which live in `hearth-protocol`.
+//! - [`doc`]: the share document (Automerge), its signed changes and the
+//!   authorisation of every remote change against the membership.
+//! - [`tree`]: the shared-folder tree as a replicated tree with a move
+//!   operation (Kleppmann et al. 2021): an op log folded in a total order,
+//!   undo/apply/redo for late ops, cycle-making moves skipped, deterministic
+//!   display names for colliding siblings.
+//! - [`names`]: which entry names are acceptable, safe joining of names onto
+//!   the share directory, and the names Hearth makes up (numbered and
+//!   conflict names).
+
+pub mod doc;
+pub mod names;
+pub mod tree;

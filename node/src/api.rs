@@ -12,8 +12,10 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::net::Command;
-use crate::views::{ErrorBody, InviteRequest, JoinRequest};
+use crate::net::{Command, ShareOp, ShareReply};
+use crate::views::{
+    ErrorBody, InviteRequest, JoinRequest, ShareCreateRequest, ShareInviteRequest, SharePathRequest, ShareRoleRequest,
+};
 
 /// An error with the HTTP status it maps to and a sentence for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +76,14 @@ pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
         .route("/v1/join", post(join))
         .route("/v1/contacts", get(contacts))
         .route("/v1/contacts/{name}", delete(remove_contact))
+        .route("/v1/shares", post(share_create).get(share_list))
+        .route("/v1/shares/{share}", get(share_status))
+        .route("/v1/shares/{share}/invite", post(share_invite))
+        .route("/v1/shares/{share}/accept", post(share_accept))
+        .route("/v1/shares/{share}/decline", post(share_decline))
+        .route("/v1/shares/{share}/leave", post(share_leave))
+        .route("/v1/shares/{share}/role", post(share_role))
+        .route("/v1/shares/{share}/doc", get(share_doc))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
@@ -141,4 +151,59 @@ async fn contacts(State(s): State<ApiState>) -> Result<impl IntoResponse, ApiErr
 
 async fn remove_contact(State(s): State<ApiState>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(ask(&s, |reply| Command::RemoveContact { name, reply }).await??))
+}
+
+async fn share(s: &ApiState, op: ShareOp) -> Result<Response, ApiError> {
+    Ok(match ask(s, |reply| Command::Share { op, reply }).await?? {
+        ShareReply::Json(value) => Json(value).into_response(),
+        ShareReply::Bytes(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+    })
+}
+
+async fn share_create(State(s): State<ApiState>, Json(b): Json<ShareCreateRequest>) -> Result<Response, ApiError> {
+    share(&s, ShareOp::Create { path: b.path.into(), name: b.name }).await
+}
+
+async fn share_list(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    share(&s, ShareOp::List).await
+}
+
+async fn share_status(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    share(&s, ShareOp::Status(id)).await
+}
+
+async fn share_invite(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Json(b): Json<ShareInviteRequest>,
+) -> Result<Response, ApiError> {
+    share(&s, ShareOp::Invite { share: id, contact: b.contact, read_only: b.read_only }).await
+}
+
+async fn share_accept(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Json(b): Json<SharePathRequest>,
+) -> Result<Response, ApiError> {
+    share(&s, ShareOp::Accept { share: id, path: b.path.into() }).await
+}
+
+async fn share_decline(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    share(&s, ShareOp::Decline(id)).await
+}
+
+async fn share_leave(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    share(&s, ShareOp::Leave(id)).await
+}
+
+async fn share_role(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Json(b): Json<ShareRoleRequest>,
+) -> Result<Response, ApiError> {
+    share(&s, ShareOp::SetRole { share: id, contact: b.contact, role: b.role }).await
+}
+
+async fn share_doc(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    share(&s, ShareOp::Doc(id)).await
 }

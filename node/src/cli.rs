@@ -77,6 +77,11 @@ pub enum Command {
         #[arg(long)]
         keep_running: bool,
     },
+    /// Shared folders.
+    Share {
+        #[command(subcommand)]
+        action: ShareCommand,
+    },
     /// List contacts, or remove one.
     Contacts {
         #[command(subcommand)]
@@ -84,6 +89,88 @@ pub enum Command {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `hearth share ...`.
+#[derive(Debug, Subcommand)]
+pub enum ShareCommand {
+    /// Start sharing an existing directory; prints the share id.
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// The share's name (default: the directory's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List shares (yours, joined, pending invitations).
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Members, roles and sync state of one share.
+    Status {
+        /// Share name or id.
+        share: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invite a contact (read-write unless --read-only).
+    Invite {
+        /// Share name or id.
+        share: String,
+        /// Contact name.
+        contact: String,
+        /// The contact may read but not change anything.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// Accept an invitation: the folder goes to PATH (new or empty).
+    Accept {
+        /// Share name or id.
+        share: String,
+        /// Where the folder goes.
+        path: PathBuf,
+    },
+    /// Decline an invitation.
+    Decline {
+        /// Share name or id.
+        share: String,
+    },
+    /// Stop taking part in a share; the local files stay.
+    Leave {
+        /// Share name or id.
+        share: String,
+    },
+    /// Change a member's role (owner only).
+    SetRole {
+        /// Share name or id.
+        share: String,
+        /// Contact name.
+        contact: String,
+        /// `read-only` or `read-write`.
+        #[arg(value_parser = ["read-only", "read-write"])]
+        role: String,
+    },
+    /// Remove a member (owner only): it receives nothing more.
+    RemoveMember {
+        /// Share name or id.
+        share: String,
+        /// Contact name.
+        contact: String,
+    },
+    /// Write the share's Automerge document (loadable by any Automerge).
+    Doc {
+        /// Share name or id.
+        share: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -187,6 +274,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             println!("paired with {} ({}); you are now each other's contact", contact.name, contact.peer_id);
         }
+        Command::Share { action } => share(&Client::from_home(&home)?, action).await?,
         Command::Contacts { action: None, json } => {
             let contacts = Client::from_home(&home)?.contacts().await?;
             if json {
@@ -200,6 +288,88 @@ pub async fn run(cli: Cli) -> Result<()> {
                 return print_json(&removed);
             }
             println!("removed {} ({})", removed.name, removed.peer_id);
+        }
+    }
+    Ok(())
+}
+
+async fn share(client: &Client, action: ShareCommand) -> Result<()> {
+    match action {
+        ShareCommand::Create { path, name, json } => {
+            let view = client.share_create(&path.to_string_lossy(), name.as_deref()).await?;
+            if json {
+                return print_json(&view);
+            }
+            println!("{}", view.id);
+            eprintln!(
+                "sharing {} as {:?}; invite a contact with `hearth share invite {} CONTACT`",
+                view.path.unwrap_or_default(),
+                view.name,
+                view.name
+            );
+        }
+        ShareCommand::List { json } => {
+            let shares = client.shares().await?;
+            if json {
+                return print_json(&shares);
+            }
+            if shares.is_empty() {
+                println!("no shares yet: `hearth share create DIR`");
+            }
+            println!("{:<34} {:<20} {:<11} {:<9} PATH", "ID", "NAME", "ROLE", "STATE");
+            for s in shares {
+                println!("{:<34} {:<20} {:<11} {:<9} {}", s.id, s.name, s.role, s.state, s.path.unwrap_or_default());
+            }
+        }
+        ShareCommand::Status { share, json } => {
+            let status = client.share_status(&share).await?;
+            if json {
+                return print_json(&status);
+            }
+            println!("share:    {} ({})", status.share.name, status.share.id);
+            println!("path:     {}", status.share.path.as_deref().unwrap_or("(not accepted)"));
+            println!("role:     {} ({})", status.share.role, status.share.state);
+            println!("members:");
+            for m in &status.members {
+                println!("  {:<20} {:<11} {}", m.name, m.role, if m.online { "online" } else { "offline" });
+            }
+            if !status.pending_invitations.is_empty() {
+                println!("invited, no answer yet: {}", status.pending_invitations.join(", "));
+            }
+            println!(
+                "changes:  {} in the document, {} refused from other members",
+                status.doc_changes, status.rejected_changes
+            );
+        }
+        ShareCommand::Invite { share, contact, read_only } => {
+            client.share_invite(&share, &contact, read_only).await?;
+            let role = if read_only { "read-only" } else { "read-write" };
+            println!("invited {contact} to {share} as {role}; they accept with `hearth share accept {share} PATH`");
+        }
+        ShareCommand::Accept { share, path } => {
+            let view = client.share_accept(&share, &path.to_string_lossy()).await?;
+            println!("accepted {:?}; it syncs into {}", view.name, view.path.unwrap_or_default());
+        }
+        ShareCommand::Decline { share } => {
+            let view = client.share_decline(&share).await?;
+            println!("declined {:?}", view.name);
+        }
+        ShareCommand::Leave { share } => {
+            let view = client.share_leave(&share).await?;
+            println!("left {:?}; the files in {} stay", view.name, view.path.unwrap_or_default());
+        }
+        ShareCommand::SetRole { share, contact, role } => {
+            client.share_set_role(&share, &contact, Some(&role)).await?;
+            println!("{contact} is now {role} in {share}");
+        }
+        ShareCommand::RemoveMember { share, contact } => {
+            client.share_set_role(&share, &contact, None).await?;
+            println!("removed {contact} from {share}; they receive nothing more");
+        }
+        ShareCommand::Doc { share, out } => {
+            let bytes = client.share_doc(&share).await?;
+            crate::home::write_atomic(&out, &bytes, false)?;
+            println!("wrote {} bytes to {}", bytes.len(), out.display());
         }
     }
     Ok(())

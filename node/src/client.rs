@@ -6,7 +6,11 @@ use anyhow::{anyhow, Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::home::Home;
-use crate::views::{ContactView, ErrorBody, InvitationView, InviteRequest, InviteView, JoinRequest, StatusView};
+use crate::share::{ShareStatusView, ShareView};
+use crate::views::{
+    ContactView, ErrorBody, InvitationView, InviteRequest, InviteView, JoinRequest, ShareCreateRequest,
+    ShareInviteRequest, SharePathRequest, ShareRoleRequest, StatusView,
+};
 
 /// A client bound to one node.
 #[derive(Clone)]
@@ -89,6 +93,63 @@ impl Client {
     pub async fn remove_contact(&self, name: &str) -> Result<ContactView> {
         let url = format!("{}/v1/contacts/{}", self.base, percent_encode(name));
         self.call(self.http.delete(url)).await
+    }
+}
+
+impl Client {
+    /// `POST /v1/shares`.
+    pub async fn share_create(&self, path: &str, name: Option<&str>) -> Result<ShareView> {
+        let body = ShareCreateRequest { path: path.to_owned(), name: name.map(str::to_owned) };
+        self.call(self.post("/v1/shares", &body)).await
+    }
+
+    /// `GET /v1/shares`.
+    pub async fn shares(&self) -> Result<Vec<ShareView>> {
+        self.call(self.get("/v1/shares")).await
+    }
+
+    /// `GET /v1/shares/{share}`.
+    pub async fn share_status(&self, share: &str) -> Result<ShareStatusView> {
+        self.call(self.get(&format!("/v1/shares/{}", percent_encode(share)))).await
+    }
+
+    /// `POST /v1/shares/{share}/invite`.
+    pub async fn share_invite(&self, share: &str, contact: &str, read_only: bool) -> Result<Option<ShareView>> {
+        let body = ShareInviteRequest { contact: contact.to_owned(), read_only };
+        self.call(self.post(&format!("/v1/shares/{}/invite", percent_encode(share)), &body)).await
+    }
+
+    /// `POST /v1/shares/{share}/accept`.
+    pub async fn share_accept(&self, share: &str, path: &str) -> Result<ShareView> {
+        let body = SharePathRequest { path: path.to_owned() };
+        self.call(self.post(&format!("/v1/shares/{}/accept", percent_encode(share)), &body)).await
+    }
+
+    /// `POST /v1/shares/{share}/decline`.
+    pub async fn share_decline(&self, share: &str) -> Result<ShareView> {
+        self.call(self.post(&format!("/v1/shares/{}/decline", percent_encode(share)), &())).await
+    }
+
+    /// `POST /v1/shares/{share}/leave`.
+    pub async fn share_leave(&self, share: &str) -> Result<ShareView> {
+        self.call(self.post(&format!("/v1/shares/{}/leave", percent_encode(share)), &())).await
+    }
+
+    /// `POST /v1/shares/{share}/role` (`None` removes the member).
+    pub async fn share_set_role(&self, share: &str, contact: &str, role: Option<&str>) -> Result<ShareStatusView> {
+        let body = ShareRoleRequest { contact: contact.to_owned(), role: role.map(str::to_owned) };
+        self.call(self.post(&format!("/v1/shares/{}/role", percent_encode(share)), &body)).await
+    }
+
+    /// `GET /v1/shares/{share}/doc`: the Automerge document bytes.
+    pub async fn share_doc(&self, share: &str) -> Result<Vec<u8>> {
+        let url = format!("{}/v1/shares/{}/doc", self.base, percent_encode(share));
+        let response = self.http.get(url).bearer_auth(&self.token).send().await?;
+        if !response.status().is_success() {
+            let body: Option<ErrorBody> = response.json().await.ok();
+            return Err(anyhow!(body.map(|b| b.error).unwrap_or_else(|| "cannot read the document".into())));
+        }
+        Ok(response.bytes().await?.to_vec())
     }
 }
 

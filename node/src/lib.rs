@@ -5,12 +5,15 @@
 //! - [`store`]: the redb database (schema in `store/tables.rs`).
 //! - [`net`]: the libp2p swarm (QUIC + TCP/Noise/Yamux, identify, ping, mDNS)
 //!   and the event loop that owns it, gates strangers and runs pairing.
+//! - [`blobs`]: file contents as verified, content-addressed chunks on disk.
+//! - [`share`]: shared folders: share records, signed documents, sync.
 //! - [`api`]: the axum HTTP API on 127.0.0.1, bearer-token protected.
 //! - [`client`], [`cli`]: the `hearth` command line, a client of the API.
 //! - [`node`]: start and stop a node (used by `hearth up` and by tests).
 //! - [`demo`]: `hearth demo`, several local nodes showing the use cases.
 
 pub mod api;
+pub mod blobs;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -18,6 +21,7 @@ pub mod demo;
 pub mod home;
 pub mod net;
 pub mod node;
+pub mod share;
 pub mod store;
 pub mod views;
 

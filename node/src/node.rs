@@ -64,7 +64,8 @@ pub async fn start(home: &Home) -> Result<RunningNode> {
             .await
     });
     let (stop_net, net_stopped) = oneshot::channel();
-    let event_loop = EventLoop::new(swarm, store, config, api_addr.to_string(), commands_rx);
+    let shares = crate::share::Shares::load(store.clone(), home.identity()?)?;
+    let event_loop = EventLoop::new(swarm, store, config, api_addr.to_string(), commands_rx, shares);
     let net_task = tokio::spawn(event_loop.run(net_stopped));
 
     home.write_api_info(&ApiInfo { addr: api_addr, pid: std::process::id(), peer_id: peer_id.to_string() })?;

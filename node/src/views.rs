@@ -101,6 +101,41 @@ pub struct InviteRequest {
     pub ttl_secs: Option<u64>,
 }
 
+/// `POST /v1/shares` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareCreateRequest {
+    /// The directory to share (on the node's machine).
+    pub path: String,
+    /// The share's name (default: the directory's name).
+    pub name: Option<String>,
+}
+
+/// `POST /v1/shares/{share}/invite` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareInviteRequest {
+    /// The contact's name.
+    pub contact: String,
+    /// Invite as read-only (default read-write).
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// `POST /v1/shares/{share}/accept` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SharePathRequest {
+    /// Where the folder goes: a new or empty directory.
+    pub path: String,
+}
+
+/// `POST /v1/shares/{share}/role` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareRoleRequest {
+    /// The member's contact name.
+    pub contact: String,
+    /// `read-write`, `read-only`, or `null` to remove the member.
+    pub role: Option<String>,
+}
+
 /// Body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {

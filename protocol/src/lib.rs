@@ -3,17 +3,21 @@
 //! This crate owns everything two Hearth nodes must agree on byte for byte:
 //! the invitation token ([`token`]), the framing of application messages
 //! ([`frame`]), and the state machines of the protocols that run over those
-//! frames ([`pairing`], [`contact`]). It performs no IO: no sockets, no
+//! frames ([`pairing`], [`contact`], [`share`]). It performs no IO: no sockets, no
 //! clock, no randomness of its own. Time arrives as Unix seconds and secrets
 //! as bytes, so the node (real QUIC) and the simulator (virtual network) drive
 //! exactly the same code. The normative description is `spec/` at the
 //! repository root; its test vectors are loaded by this crate's tests.
+//! File contents move as content-addressed chunks ([`blob`]: manifests,
+//! `/hearth/blob/1`, the fetch planner).
 #![deny(clippy::unwrap_used)]
 
+pub mod blob;
 pub mod contact;
 pub mod frame;
 pub mod names;
 pub mod pairing;
+pub mod share;
 pub mod token;
 
 /// A peer identity on the wire: the bytes of a libp2p `PeerId` (an identity

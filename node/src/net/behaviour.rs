@@ -1,13 +1,14 @@
 //! The composed libp2p behaviour: one field per protocol, built in one place.
 //!
 //! Infrastructure protocols (identify, ping, mDNS) run with any peer; the
-//! application protocols (`/hearth/pair/1`, `/hearth/contact/1`) are gated in
+//! application protocols (`/hearth/pair/1`, `/hearth/contact/1`,
+//! `/hearth/share/1`) are gated in
 //! the event loop: pairing answers anyone but accepts only a valid invitation,
 //! everything else answers contacts only.
 
 use std::time::Duration;
 
-use hearth_protocol::{contact, pairing};
+use hearth_protocol::{contact, pairing, share};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
@@ -19,6 +20,9 @@ use super::codec::FrameCodec;
 pub type PairCodec = FrameCodec<pairing::PairRequest, pairing::PairResponse>;
 /// Codec of `/hearth/contact/1`.
 pub type ContactCodec = FrameCodec<contact::Hello, contact::HelloResponse>;
+
+/// Codec of `/hearth/share/1`.
+pub type ShareCodec = FrameCodec<share::ShareRequest, share::ShareResponse>;
 
 /// Identify protocol version string; peers with another major are not Hearth.
 pub const IDENTIFY_PROTOCOL: &str = "/hearth/id/1";
@@ -36,6 +40,8 @@ pub struct Behaviour {
     pub pair: request_response::Behaviour<PairCodec>,
     /// Contact greeting.
     pub contact: request_response::Behaviour<ContactCodec>,
+    /// Shared folders: invitations and document sync.
+    pub share: request_response::Behaviour<ShareCodec>,
 }
 
 impl Behaviour {
@@ -59,6 +65,11 @@ impl Behaviour {
             contact: request_response::Behaviour::with_codec(
                 ContactCodec::new(contact::MAX_MESSAGE),
                 [(StreamProtocol::new(contact::PROTOCOL), ProtocolSupport::Full)],
+                rr_config.clone(),
+            ),
+            share: request_response::Behaviour::with_codec(
+                ShareCodec::new(share::MAX_MESSAGE),
+                [(StreamProtocol::new(share::PROTOCOL), ProtocolSupport::Full)],
                 rr_config,
             ),
         })

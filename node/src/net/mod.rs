@@ -46,6 +46,13 @@ pub enum Command {
     },
     /// List contacts.
     Contacts(oneshot::Sender<Result<Vec<ContactView>, ApiError>>),
+    /// A shared-folder operation.
+    Share {
+        /// What to do.
+        op: ShareOp,
+        /// Answer.
+        reply: oneshot::Sender<Result<ShareReply, ApiError>>,
+    },
     /// Remove a contact by name or peer id.
     RemoveContact {
         /// Name or peer id.
@@ -53,6 +60,38 @@ pub enum Command {
         /// Answer.
         reply: oneshot::Sender<Result<ContactView, ApiError>>,
     },
+}
+
+/// Shared-folder operations of the API (`SHARE` is a name or an id).
+#[derive(Debug)]
+pub enum ShareOp {
+    /// Start sharing a directory.
+    Create { path: std::path::PathBuf, name: Option<String> },
+    /// All shares.
+    List,
+    /// One share's status.
+    Status(String),
+    /// Invite a contact.
+    Invite { share: String, contact: String, read_only: bool },
+    /// Accept an invitation into a directory.
+    Accept { share: String, path: std::path::PathBuf },
+    /// Decline an invitation.
+    Decline(String),
+    /// Stop taking part; files stay.
+    Leave(String),
+    /// Change a member's role (`None` removes the member).
+    SetRole { share: String, contact: String, role: Option<String> },
+    /// The Automerge document.
+    Doc(String),
+}
+
+/// The answer to a [`ShareOp`].
+#[derive(Debug)]
+pub enum ShareReply {
+    /// A JSON view.
+    Json(serde_json::Value),
+    /// Raw bytes (the document).
+    Bytes(Vec<u8>),
 }
 
 /// Builds the swarm: QUIC (quinn) and TCP with Noise and Yamux.

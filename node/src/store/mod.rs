@@ -16,8 +16,8 @@ use hearth_protocol::token::TokenId;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{de::DeserializeOwned, Serialize};
 
-pub use tables::{ContactRecord, ListenPorts, Origin};
-use tables::{CONTACTS, INVITATIONS, META, SCHEMA_VERSION};
+pub use tables::{ContactRecord, ListenPorts, Origin, ShareRecord};
+use tables::{CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_SIGS};
 
 /// Handle on the database; cheap to share behind an `Arc`.
 pub struct Store {
@@ -57,6 +57,9 @@ impl Store {
             // Version 0 -> 1: creating the tables is the whole migration.
             txn.open_table(CONTACTS)?;
             txn.open_table(INVITATIONS)?;
+            txn.open_table(SHARES)?;
+            txn.open_table(SHARE_DOCS)?;
+            txn.open_table(SHARE_SIGS)?;
             if version != SCHEMA_VERSION {
                 meta.insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
             }
@@ -181,6 +184,61 @@ impl Store {
         };
         txn.commit()?;
         Ok(stored)
+    }
+
+    /// All shares, ordered by id.
+    pub fn shares(&self) -> Result<Vec<(Vec<u8>, ShareRecord)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SHARES)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_vec(), decode(v.value(), "share")?));
+        }
+        Ok(out)
+    }
+
+    /// Stores a share record, and with `doc` its document and the new
+    /// signatures, in one transaction.
+    pub fn put_share(
+        &self,
+        id: &[u8],
+        record: &ShareRecord,
+        doc: Option<(&[u8], &[(Vec<u8>, Vec<u8>)])>,
+    ) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(SHARES)?.insert(id, encode(record)?.as_slice())?;
+            if let Some((bytes, signatures)) = doc {
+                txn.open_table(SHARE_DOCS)?.insert(id, bytes)?;
+                let mut sigs = txn.open_table(SHARE_SIGS)?;
+                for (hash, sig) in signatures {
+                    let mut key = id.to_vec();
+                    key.extend_from_slice(hash);
+                    sigs.insert(key.as_slice(), sig.as_slice())?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A share's saved document and all its signatures (hash, signature).
+    #[allow(clippy::type_complexity)]
+    pub fn share_doc(&self, id: &[u8]) -> Result<Option<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>> {
+        let txn = self.db.begin_read()?;
+        let Some(doc) = txn.open_table(SHARE_DOCS)?.get(id)?.map(|v| v.value().to_vec()) else {
+            return Ok(None);
+        };
+        let sigs = txn.open_table(SHARE_SIGS)?;
+        let mut end = id.to_vec();
+        end.extend_from_slice(&[0xff; 33]);
+        let mut out = Vec::new();
+        for row in sigs.range(id..end.as_slice())? {
+            let (k, v) = row?;
+            out.push((k.value()[id.len()..].to_vec(), v.value().to_vec()));
+        }
+        Ok(Some((doc, out)))
     }
 
     /// A node-wide value.

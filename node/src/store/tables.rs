@@ -21,6 +21,17 @@ pub const CONTACTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("contac
 /// Key: the 16-byte token id. Value: `hearth_protocol::pairing::InvitationRecord`.
 pub const INVITATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("invitations-1");
 
+/// Shares this node knows: its own, joined, pending invitations, left ones.
+/// Key: the 16-byte share id. Value: [`ShareRecord`].
+pub const SHARES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shares-1");
+
+/// Each share's Automerge document (saved format). Key: share id. Value: bytes.
+pub const SHARE_DOCS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("share-docs-1");
+
+/// Signatures of the share documents' changes, needed to forward them.
+/// Key: share id (16) + change hash (32). Value: the 64-byte signature.
+pub const SHARE_SIGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("share-sigs-1");
+
 /// How a contact came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,4 +66,27 @@ pub struct ListenPorts {
     pub quic: Option<u16>,
     /// TCP port of the TCP listener.
     pub tcp: Option<u16>,
+}
+
+/// A share as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareRecord {
+    /// The share's name.
+    pub name: String,
+    /// The owner's peer id.
+    pub owner: Vec<u8>,
+    /// This node's role: `owner`, `read-write` or `read-only`.
+    pub role: String,
+    /// `active`, `pending` (invited, not answered), `declined`, `left` or `removed`.
+    pub state: String,
+    /// The local directory, once active.
+    pub path: Option<String>,
+    /// Unix seconds when this node learned of the share.
+    pub since: u64,
+    /// Changes from other members refused by this node (read-only members,
+    /// strangers, forged), counted for `share status`.
+    pub rejected: u64,
+    /// On the owner: invitations sent and their answers (peer id bytes ->
+    /// `pending`, `accepted`, `declined`).
+    pub invitations: Vec<(Vec<u8>, String)>,
 }

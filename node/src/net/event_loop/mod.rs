@@ -18,11 +18,14 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::behaviour::BehaviourEvent;
+mod share;
+
 use super::codec::Wire;
 use super::{merge_addrs, transport_port, Behaviour, Command};
 use crate::api::ApiError;
 use crate::config::Config;
 use crate::now_unix;
+use crate::share::Shares;
 use crate::store::{ContactRecord, ListenPorts, Origin, Store};
 use crate::views::{rfc3339, ContactBrief, ContactView, InvitationView, InviteView, JoinRequest, StatusView};
 
@@ -61,6 +64,9 @@ pub struct EventLoop {
     refused_by: HashSet<PeerId>,
     joins: HashMap<OutboundRequestId, PendingJoin>,
     redial: BTreeMap<PeerId, Redial>,
+    shares: Shares,
+    /// Share requests in flight, with the share they are about.
+    share_requests: HashMap<OutboundRequestId, Vec<u8>>,
 }
 
 impl EventLoop {
@@ -71,6 +77,7 @@ impl EventLoop {
         config: Config,
         api_addr: String,
         commands: mpsc::Receiver<Command>,
+        shares: Shares,
     ) -> Self {
         let local = *swarm.local_peer_id();
         Self {
@@ -86,6 +93,8 @@ impl EventLoop {
             refused_by: HashSet::new(),
             joins: HashMap::new(),
             redial: BTreeMap::new(),
+            shares,
+            share_requests: HashMap::new(),
         }
     }
 
@@ -231,6 +240,7 @@ impl EventLoop {
                     .map_err(ApiError::internal);
                 let _ = reply.send(result);
             }
+            Command::Share { op, reply } => self.on_share_command(op, reply),
             Command::RemoveContact { name, reply } => {
                 let _ = reply.send(self.remove_contact(&name));
             }
@@ -447,6 +457,7 @@ impl EventLoop {
         match event {
             BehaviourEvent::Pair(event) => self.on_pair_event(event),
             BehaviourEvent::Contact(event) => self.on_contact_event(event),
+            BehaviourEvent::Share(event) => self.on_share_event(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
                 if self.contact(&peer_id).is_some() =>
             {
@@ -616,11 +627,20 @@ impl EventLoop {
                 }
                 let answer = contact::answer(is_contact, self.local_hello());
                 let _ = self.swarm.behaviour_mut().contact.send_response(channel, answer);
+                if is_contact {
+                    // Either side's greeting is enough to catch up on shares
+                    // (one of the two may be lost when both dial at once).
+                    let out = self.shares.on_contact_online(&peer);
+                    self.send_share(out);
+                }
             }
             Event::Message { peer, message: Message::Response { response, .. }, .. } => match response {
                 HelloResponse::Welcome { hello } => {
                     self.refused_by.remove(&peer);
                     self.learn_hello(&peer, hello);
+                    // Mutual contacts now: catch up on shares.
+                    let out = self.shares.on_contact_online(&peer);
+                    self.send_share(out);
                 }
                 HelloResponse::Refused { message } => {
                     let name = self.contact(&peer).map(|c| c.name).unwrap_or_default();
@@ -628,7 +648,12 @@ impl EventLoop {
                     self.refused_by.insert(peer);
                 }
             },
-            Event::OutboundFailure { peer, error, .. } => debug!(%peer, "greeting failed: {error}"),
+            Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, "greeting failed: {error}");
+                if self.swarm.is_connected(&peer) && self.contact(&peer).is_some() {
+                    self.greet(peer);
+                }
+            }
             Event::InboundFailure { peer, error, .. } => {
                 warn!(%peer, "refused a malformed greeting: {error}");
             }

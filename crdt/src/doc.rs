@@ -1,0 +1,516 @@
+//! The share document: one Automerge document per shared folder, whose every
+//! change is signed by its author and authorised against the membership
+//! before it is applied or forwarded.
+//!
+//! Automerge alone trusts whatever it receives: a change names an actor id
+//! that anyone could forge, and the stock sync protocol applies what arrives.
+//! Here the actor id of a member *is* its peer id bytes, every change travels
+//! as a [`SignedChange`] (an ed25519 signature over a domain-separated change
+//! hash), and [`ShareDoc::receive`] accepts a change only if
+//!
+//! 1. its signature verifies against the key of its actor (the [`Verifier`]
+//!    knows how to get a key from a peer id), and
+//! 2. the author's role, read from the membership **as of the change's own
+//!    dependencies**, allows every object the change touches:
+//!    - root keys, `meta` and `members`: the owner only;
+//!    - `moves` and `entries` (and anything created inside them): owner and
+//!      read-write members; a move op's key must name its author as actor;
+//!    - read-only members, removed members and strangers: nothing.
+//!
+//! Rejected changes are never applied and never forwarded; changes that
+//! depend on a rejected (or not yet received) change wait in `pending` and
+//! are reported. Because every replica evaluates the same rule on the same
+//! causal history, every replica accepts the same set of changes.
+//!
+//! Schema (root map):
+//!
+//! | key | type | written by | content |
+//! |---|---|---|---|
+//! | `meta` | map of scalars | owner | `id` (bytes), `name` (text), `owner` (peer id bytes) |
+//! | `members` | map text → text | owner | hex peer id → `owner` / `read-write` / `read-only` / `removed` |
+//! | `moves` | map text → bytes | read-write | tree move ops, key `<lamport:016x>-<actor hex>` (see `tree`) |
+//! | `entries` | map text → map | read-write | hex entry id → file metadata registers |
+//!
+//! Known limit: a member who has been removed can still author changes whose
+//! dependencies predate the removal (backdating), which are then accepted as
+//! concurrent with it. Closing that needs a causal "removal horizon" and is
+//! left for the membership chapter of the share protocol.
+
+use std::collections::BTreeMap;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, AutoCommit, Change, ChangeHash, ObjId as ExId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use serde::{Deserialize, Serialize};
+
+pub use automerge::ChangeHash as Hash;
+
+/// Domain separation for change signatures.
+pub const SIGNATURE_CONTEXT: &[u8] = b"hearth share change v1\0";
+
+/// What a member may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Role {
+    /// Reads only; none of its changes is accepted.
+    ReadOnly,
+    /// Edits files and directories.
+    ReadWrite,
+    /// Edits everything, including membership.
+    Owner,
+}
+
+impl Role {
+    /// The text stored in the `members` map.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ReadOnly => "read-only",
+            Role::ReadWrite => "read-write",
+            Role::Owner => "owner",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "read-only" => Some(Role::ReadOnly),
+            "read-write" => Some(Role::ReadWrite),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// Signs changes made by the local member.
+pub trait Signer {
+    /// The local member's peer id bytes (also its Automerge actor id).
+    fn peer(&self) -> Vec<u8>;
+    /// Signs `message`.
+    fn sign(&self, message: &[u8]) -> Vec<u8>;
+}
+
+/// Verifies signatures of remote members.
+pub trait Verifier {
+    /// Whether `signature` over `message` was made by the key of `peer`.
+    fn verify(&self, peer: &[u8], message: &[u8], signature: &[u8]) -> bool;
+}
+
+/// An Automerge change with its author's signature, as it travels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedChange {
+    /// The change in Automerge's binary change format.
+    #[serde(with = "serde_bytes")]
+    pub change: Vec<u8>,
+    /// Signature by the change's actor over [`signing_message`].
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// The bytes a member signs for a change.
+pub fn signing_message(hash: &ChangeHash) -> Vec<u8> {
+    let mut message = SIGNATURE_CONTEXT.to_vec();
+    message.extend_from_slice(&hash.0);
+    message
+}
+
+/// Why a change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// Not a valid Automerge change.
+    #[error("not a valid change: {0}")]
+    Malformed(String),
+    /// The signature does not match the author's key.
+    #[error("bad signature: the change was not made by the member it names")]
+    BadSignature,
+    /// The author is not a member (or was removed) at the change's point.
+    #[error("the author is not a member of this share")]
+    NotAMember,
+    /// The author may only read.
+    #[error("the author is a read-only member")]
+    ReadOnly,
+    /// A read-write member touched what only the owner may change.
+    #[error("only the owner may change {0}")]
+    OwnerOnly(&'static str),
+    /// A move op keyed with another member's actor.
+    #[error("a move op claims another author")]
+    ForgedMove,
+    /// The first change of a share, not made by the expected owner.
+    #[error("the share's first change is not the owner's")]
+    ForeignGenesis,
+}
+
+/// What [`ShareDoc::receive`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiveReport {
+    /// Changes applied, in order.
+    pub applied: Vec<ChangeHash>,
+    /// Changes refused, with the author's peer id and the reason.
+    pub rejected: Vec<(ChangeHash, Vec<u8>, Rejection)>,
+    /// Changes held back because a dependency is missing (or was rejected).
+    pub pending: usize,
+}
+
+/// Errors of local operations.
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    /// Automerge refused the operation.
+    #[error("document error: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    /// The saved document could not be loaded.
+    #[error("the saved share document is corrupted: {0}")]
+    Load(String),
+    /// The local member may not make this change.
+    #[error("you may not do this in this share: {0}")]
+    NotAllowed(Rejection),
+    /// The document has no such structure (not initialised).
+    #[error("the share document is missing its {0}; it has not been received yet")]
+    Missing(&'static str),
+}
+
+/// A share document and the signatures of its changes.
+pub struct ShareDoc {
+    doc: AutoCommit,
+    /// Signature of every applied change, to forward changes to others.
+    signatures: BTreeMap<ChangeHash, Vec<u8>>,
+    /// Received changes waiting for their dependencies.
+    pending: BTreeMap<ChangeHash, (Change, Vec<u8>)>,
+    /// The owner this document must have been created by.
+    owner: Vec<u8>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key of a member in the `members` map.
+pub fn member_key(peer: &[u8]) -> String {
+    hex(peer)
+}
+
+impl ShareDoc {
+    /// Creates a new share owned by `signer`. `now` is Unix seconds (advisory
+    /// timestamp of the change). Returns the document and its first change.
+    pub fn create(id: &[u8], name: &str, signer: &dyn Signer, now: i64) -> Result<(Self, SignedChange), DocError> {
+        let owner = signer.peer();
+        let mut doc = AutoCommit::new().with_actor(ActorId::from(owner.clone()));
+        let meta = doc.put_object(ROOT, "meta", ObjType::Map)?;
+        doc.put(&meta, "id", ScalarValue::Bytes(id.to_vec()))?;
+        doc.put(&meta, "name", name)?;
+        doc.put(&meta, "owner", ScalarValue::Bytes(owner.clone()))?;
+        let members = doc.put_object(ROOT, "members", ObjType::Map)?;
+        doc.put(&members, member_key(&owner), Role::Owner.as_str())?;
+        doc.put_object(ROOT, "moves", ObjType::Map)?;
+        doc.put_object(ROOT, "entries", ObjType::Map)?;
+        let mut share = Self { doc, signatures: BTreeMap::new(), pending: BTreeMap::new(), owner };
+        let change = share.commit(signer, now)?.ok_or(DocError::Missing("first change"))?;
+        Ok((share, change))
+    }
+
+    /// An empty document for a share created by `owner`, to be filled by
+    /// [`ShareDoc::receive`]; `local` is the local member's peer id.
+    pub fn join(owner: &[u8], local: &[u8]) -> Self {
+        Self {
+            doc: AutoCommit::new().with_actor(ActorId::from(local.to_vec())),
+            signatures: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            owner: owner.to_vec(),
+        }
+    }
+
+    /// Saves the document (Automerge format) for [`ShareDoc::load`].
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Signatures of the applied changes, to persist beside the document.
+    pub fn signatures(&self) -> &BTreeMap<ChangeHash, Vec<u8>> {
+        &self.signatures
+    }
+
+    /// Loads a saved document; `local` is the local member's peer id.
+    pub fn load(
+        bytes: &[u8],
+        signatures: BTreeMap<ChangeHash, Vec<u8>>,
+        owner: &[u8],
+        local: &[u8],
+    ) -> Result<Self, DocError> {
+        let doc = AutoCommit::load(bytes).map_err(|e| DocError::Load(e.to_string()))?;
+        Ok(Self {
+            doc: doc.with_actor(ActorId::from(local.to_vec())),
+            signatures,
+            pending: BTreeMap::new(),
+            owner: owner.to_vec(),
+        })
+    }
+
+    /// The underlying Automerge document (read access, e.g. for `share doc`).
+    pub fn automerge(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+
+    /// Current heads.
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    fn root_obj(&self, key: &'static str) -> Option<ExId> {
+        match self.doc.get(ROOT, key) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The role of `peer` now, `None` if not (or no longer) a member.
+    pub fn role_of(&self, peer: &[u8]) -> Option<Role> {
+        let members = self.root_obj("members")?;
+        match self.doc.get(&members, member_key(peer)) {
+            Ok(Some((Value::Scalar(s), _))) => s.as_str().and_then(Role::parse),
+            _ => None,
+        }
+    }
+
+    /// All members with a role, ordered by peer id.
+    pub fn members(&self) -> Vec<(Vec<u8>, Role)> {
+        let Some(members) = self.root_obj("members") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for key in self.doc.keys(&members) {
+            if let (Some(peer), Some(role)) = (unhex(&key), self.role_of_key(&members, &key)) {
+                out.push((peer, role));
+            }
+        }
+        out
+    }
+
+    fn role_of_key(&self, members: &ExId, key: &str) -> Option<Role> {
+        match self.doc.get(members, key) {
+            Ok(Some((Value::Scalar(s), _))) => s.as_str().and_then(Role::parse),
+            _ => None,
+        }
+    }
+
+    /// The role of `peer` in the document as of `heads`.
+    fn role_at(&self, peer: &[u8], heads: &[ChangeHash]) -> Option<Role> {
+        let members = match self.doc.get_at(ROOT, "members", heads) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => id,
+            _ => return None,
+        };
+        match self.doc.get_at(&members, member_key(peer), heads) {
+            Ok(Some((Value::Scalar(s), _))) => s.as_str().and_then(Role::parse),
+            _ => None,
+        }
+    }
+
+    /// Sets (or, with `None`, removes) a member's role. Owner only.
+    pub fn set_role(&mut self, peer: &[u8], role: Option<Role>) -> Result<(), DocError> {
+        let members = self.root_obj("members").ok_or(DocError::Missing("member list"))?;
+        let value = role.map(Role::as_str).unwrap_or("removed");
+        self.doc.put(&members, member_key(peer), value)?;
+        Ok(())
+    }
+
+    /// Records a tree move op under `key` (see `tree`), as raw bytes.
+    pub fn put_move(&mut self, key: &str, op: Vec<u8>) -> Result<(), DocError> {
+        let moves = self.root_obj("moves").ok_or(DocError::Missing("moves"))?;
+        self.doc.put(&moves, key, ScalarValue::Bytes(op))?;
+        Ok(())
+    }
+
+    /// All move ops, by key.
+    pub fn moves(&self) -> Vec<(String, Vec<u8>)> {
+        let Some(moves) = self.root_obj("moves") else {
+            return Vec::new();
+        };
+        self.doc
+            .map_range(&moves, ..)
+            .filter_map(|item| match item.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => {
+                    Some((item.key.to_string(), b.to_vec()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sets a metadata field of an entry (creating the entry's map if needed).
+    pub fn put_entry_field(&mut self, entry: &[u8], field: &str, value: ScalarValue) -> Result<(), DocError> {
+        let entries = self.root_obj("entries").ok_or(DocError::Missing("entries"))?;
+        let key = hex(entry);
+        let obj = match self.doc.get(&entries, &key)? {
+            Some((Value::Object(ObjType::Map), id)) => id,
+            _ => self.doc.put_object(&entries, &key, ObjType::Map)?,
+        };
+        self.doc.put(&obj, field, value)?;
+        Ok(())
+    }
+
+    /// Every value of an entry's field: one when settled, several when members
+    /// wrote it concurrently (a conflict), winner first, in an order every
+    /// replica agrees on. If two members created the same entry concurrently
+    /// (two maps under one key), the values of both maps are included.
+    pub fn entry_field(&self, entry: &[u8], field: &str) -> Vec<ScalarValue> {
+        let Some(entries) = self.root_obj("entries") else {
+            return Vec::new();
+        };
+        let mut values = Vec::new();
+        // get_all lists conflicting values with Automerge's winner last.
+        for (value, obj) in self.doc.get_all(&entries, hex(entry)).unwrap_or_default().into_iter().rev() {
+            if !matches!(value, Value::Object(ObjType::Map)) {
+                continue;
+            }
+            for (v, _) in self.doc.get_all(&obj, field).unwrap_or_default().into_iter().rev() {
+                if let Value::Scalar(s) = v {
+                    values.push(s.into_owned());
+                }
+            }
+        }
+        values
+    }
+
+    /// Commits pending local edits as one signed change. The local member must
+    /// be allowed to make it (checked with the same rule as remote changes,
+    /// so a read-only member's edit never leaves its node); a refused edit is
+    /// rolled back.
+    pub fn commit(&mut self, signer: &dyn Signer, now: i64) -> Result<Option<SignedChange>, DocError> {
+        // (Reading the heads here would close the open transaction itself.)
+        let Some(hash) = self.doc.commit_with(CommitOptions::default().with_time(now)) else {
+            return Ok(None);
+        };
+        let change = self.doc.get_change_by_hash(&hash).ok_or(DocError::Missing("committed change"))?;
+        if let Err(rejection) = self.authorise(&change) {
+            // Roll back: rebuild the document at the heads before the edit,
+            // which are the refused change's dependencies.
+            let mut restored = self.doc.fork_at(change.deps())?;
+            restored.set_actor(ActorId::from(signer.peer()));
+            self.doc = restored;
+            return Err(DocError::NotAllowed(rejection));
+        }
+        let signature = signer.sign(&signing_message(&hash));
+        self.signatures.insert(hash, signature.clone());
+        Ok(Some(SignedChange { change: change.raw_bytes().to_vec(), signature }))
+    }
+
+    /// Applies the remote changes that pass verification and authorisation
+    /// (see the module documentation), in causal order, including changes
+    /// held back earlier whose dependencies have now arrived.
+    pub fn receive(&mut self, incoming: Vec<SignedChange>, verifier: &dyn Verifier) -> ReceiveReport {
+        let mut report = ReceiveReport::default();
+        for signed in incoming {
+            let change = match Change::try_from(signed.change.as_slice()) {
+                Ok(c) => c,
+                Err(e) => {
+                    report.rejected.push((ChangeHash([0; 32]), Vec::new(), Rejection::Malformed(e.to_string())));
+                    continue;
+                }
+            };
+            let hash = change.hash();
+            if self.signatures.contains_key(&hash) || self.pending.contains_key(&hash) {
+                continue; // already have it: duplicates are harmless
+            }
+            let author = change.actor_id().to_bytes().to_vec();
+            if !verifier.verify(&author, &signing_message(&hash), &signed.signature) {
+                report.rejected.push((hash, author, Rejection::BadSignature));
+                continue;
+            }
+            self.pending.insert(hash, (change, signed.signature));
+        }
+        // Apply whatever has all its dependencies, until nothing moves.
+        loop {
+            let ready: Vec<ChangeHash> = self
+                .pending
+                .iter()
+                .filter(|(_, (c, _))| c.deps().iter().all(|d| self.signatures.contains_key(d)))
+                .map(|(h, _)| *h)
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            for hash in ready {
+                let Some((change, signature)) = self.pending.remove(&hash) else { continue };
+                let author = change.actor_id().to_bytes().to_vec();
+                match self.authorise(&change) {
+                    Ok(()) => match self.doc.apply_changes([change]) {
+                        Ok(()) => {
+                            self.signatures.insert(hash, signature);
+                            report.applied.push(hash);
+                        }
+                        Err(e) => report.rejected.push((hash, author, Rejection::Malformed(e.to_string()))),
+                    },
+                    Err(rejection) => report.rejected.push((hash, author, rejection)),
+                }
+            }
+        }
+        report.pending = self.pending.len();
+        report
+    }
+
+    /// The signed changes a peer whose heads are `their_heads` lacks. Heads we
+    /// do not know are ignored (the peer has changes we lack; it will send
+    /// them), which may resend a few changes the peer already has.
+    pub fn changes_for(&mut self, their_heads: &[ChangeHash]) -> Vec<SignedChange> {
+        let known: Vec<ChangeHash> = their_heads.iter().filter(|h| self.signatures.contains_key(h)).copied().collect();
+        self.doc
+            .get_changes(&known)
+            .into_iter()
+            .filter_map(|c| {
+                let signature = self.signatures.get(&c.hash())?.clone();
+                Some(SignedChange { change: c.raw_bytes().to_vec(), signature })
+            })
+            .collect()
+    }
+
+    /// The authorisation rule of the module documentation, for one change
+    /// whose dependencies are all applied.
+    fn authorise(&self, change: &Change) -> Result<(), Rejection> {
+        let author = change.actor_id().to_bytes().to_vec();
+        if change.deps().is_empty() {
+            // The first change of the share: only its owner makes it.
+            return if author == self.owner { Ok(()) } else { Err(Rejection::ForeignGenesis) };
+        }
+        let role = self.role_at(&author, change.deps()).ok_or(Rejection::NotAMember)?;
+        match role {
+            Role::Owner => Ok(()),
+            Role::ReadOnly => Err(Rejection::ReadOnly),
+            Role::ReadWrite => {
+                let deps = change.deps();
+                let protected: Vec<(ExId, &'static str)> = ["meta", "members", "moves"]
+                    .into_iter()
+                    .filter_map(|k| match self.doc.get_at(ROOT, k, deps) {
+                        Ok(Some((Value::Object(_), id))) => Some((id, k)),
+                        _ => None,
+                    })
+                    .collect();
+                let own_prefix = format!("-{}", hex(&author));
+                for op in change.decode().operations {
+                    let obj = match &op.obj {
+                        automerge::legacy::ObjectId::Root => return Err(Rejection::OwnerOnly("the share's structure")),
+                        automerge::legacy::ObjectId::Id(automerge::legacy::OpId(counter, actor)) => (*counter, actor),
+                    };
+                    let hit =
+                        protected.iter().find(|(id, _)| matches!(id, ExId::Id(c, a, _) if *c == obj.0 && a == obj.1));
+                    match hit {
+                        Some((_, "meta")) => return Err(Rejection::OwnerOnly("the share's name and identity")),
+                        Some((_, "members")) => return Err(Rejection::OwnerOnly("the membership")),
+                        Some((_, _moves)) => {
+                            // Move ops are immutable and keyed by their author.
+                            let key_ok = match &op.key {
+                                automerge::legacy::Key::Map(k) => k.ends_with(&own_prefix),
+                                automerge::legacy::Key::Seq(_) => false,
+                            };
+                            if !key_ok {
+                                return Err(Rejection::ForgedMove);
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}

@@ -1,0 +1,327 @@
+//! The on-disk content store: blobs (chunks and encoded manifests) kept by
+//! BLAKE3 hash under one directory, typically `HOME/blobs`.
+//!
+//! Layout: the blob named by hex `abcdef…` (64 digits) is the file
+//! `ROOT/ab/cdef…` (62 digits), holding exactly the blob's bytes; `ROOT/tmp/`
+//! holds files being written and is emptied on open. 256 fan-out directories
+//! keep directories small for stores of millions of chunks.
+//!
+//! Invariants:
+//! - A blob file appears under its final name only complete and fsynced
+//!   (write to `tmp/`, fsync, rename, fsync the directory), so a crash leaves
+//!   either no file or the whole blob, plus temporary files removed at the
+//!   next open.
+//! - Nothing is returned without being hashed first: a blob file whose bytes
+//!   no longer match its name (disk corruption, someone editing the store) is
+//!   reported, deleted and treated as missing, never served or written out.
+//! - Files materialised from a manifest appear atomically: a temporary file in
+//!   the destination's directory, fsynced, renamed over the destination only
+//!   once every chunk was written; on any error nothing is left behind.
+//!
+//! All methods take `&self` and may run on several threads at once (two
+//! writers of one blob both rename identical bytes into place). One process
+//! should own a store directory, since opening it clears `tmp/`. The methods
+//! block: call them from `spawn_blocking` in async code.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use hearth_protocol::blob::{self, ChunkHash, ChunkRef, Get, Manifest, Response};
+use tempfile::NamedTempFile;
+
+use super::chunker::Chunker;
+use super::BlobError;
+
+const TMP_DIR: &str = "tmp";
+
+/// Handle on a store directory. Cheap to clone-by-path; share it behind an
+/// `Arc` for convenience.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+/// A file written from a manifest into a temporary file next to its future
+/// place, complete and fsynced, not yet visible. Dropping it deletes it; see
+/// [`BlobStore::stage`].
+#[derive(Debug)]
+pub struct Staged {
+    file: NamedTempFile,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the store under `root`, and deletes
+    /// temporary files left by a crash.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        let root = root.into();
+        let tmp = root.join(TMP_DIR);
+        fs::create_dir_all(&tmp).map_err(BlobError::io("create the blob directory", &tmp))?;
+        for entry in fs::read_dir(&tmp).map_err(BlobError::io("list", &tmp))? {
+            let path = entry.map_err(BlobError::io("list", &tmp))?.path();
+            // Best effort: a leftover that cannot be removed is harmless.
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a leftover temporary blob file");
+            }
+        }
+        Ok(Self { root, tmp })
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob `hash` lives (whether or not it is there).
+    pub fn path_of(&self, hash: &ChunkHash) -> PathBuf {
+        let hex = hash.to_string();
+        self.root.join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Whether a file for `hash` exists. Not verified: [`Self::get`] may still
+    /// find it corrupted.
+    pub fn has(&self, hash: &ChunkHash) -> bool {
+        self.path_of(hash).is_file()
+    }
+
+    /// Stores `bytes` under their hash, durably; returns the hash. Idempotent.
+    pub fn put(&self, bytes: &[u8]) -> Result<ChunkHash, BlobError> {
+        let hash = ChunkHash::of(bytes);
+        self.put_unsynced(&hash, bytes)?.map(|dir| sync_dir(&dir)).transpose()?;
+        Ok(hash)
+    }
+
+    /// Stores `bytes` under `hash` (bytes received from a peer), refusing
+    /// them if they do not hash to it.
+    pub fn put_verified(&self, hash: &ChunkHash, bytes: &[u8]) -> Result<(), BlobError> {
+        let actual = ChunkHash::of(bytes);
+        if actual != *hash {
+            return Err(BlobError::HashMismatch { expected: *hash, actual });
+        }
+        self.put_unsynced(hash, bytes)?.map(|dir| sync_dir(&dir)).transpose()?;
+        Ok(())
+    }
+
+    /// Writes the blob file durably but leaves the fsync of its directory to
+    /// the caller, returning that directory if a file was renamed into it
+    /// (`None`: it was already there). The caller owns `hash == H(bytes)`.
+    fn put_unsynced(&self, hash: &ChunkHash, bytes: &[u8]) -> Result<Option<PathBuf>, BlobError> {
+        let path = self.path_of(hash);
+        // Same length means same blob, unless the disk rotted: reads verify.
+        if fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
+            return Ok(None);
+        }
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(BlobError::io("create", &dir))?;
+            sync_dir(&self.root)?;
+        }
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".put-")
+            .tempfile_in(&self.tmp)
+            .map_err(BlobError::io("create a temporary file in", &self.tmp))?;
+        tmp.write_all(bytes).map_err(BlobError::io("write", tmp.path()))?;
+        tmp.as_file().sync_all().map_err(BlobError::io("flush to disk", tmp.path()))?;
+        tmp.persist(&path).map_err(|e| BlobError::Io {
+            action: "move into place",
+            path: path.clone(),
+            source: e.error,
+        })?;
+        Ok(Some(dir))
+    }
+
+    /// The blob's bytes, verified; `None` if absent. A corrupted blob is
+    /// deleted and reported as [`BlobError::Corrupt`] (it is missing from then
+    /// on).
+    pub fn get(&self, hash: &ChunkHash) -> Result<Option<Vec<u8>>, BlobError> {
+        let path = self.path_of(hash);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(BlobError::Io { action: "read blob", path, source: e }),
+        };
+        if ChunkHash::of(&bytes) != *hash {
+            tracing::warn!(%hash, path = %path.display(), "corrupted blob removed from the store");
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(BlobError::Io { action: "remove corrupted blob", path, source: e }),
+            }
+            return Err(BlobError::Corrupt { hash: *hash, path });
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Bytes `offset..offset + len` of the blob, verified like [`Self::get`]
+    /// (the whole blob is read and hashed: cheap for chunks, at most
+    /// [`blob::CHUNK_MAX`]).
+    pub fn get_range(&self, hash: &ChunkHash, offset: u64, len: u64) -> Result<Option<Vec<u8>>, BlobError> {
+        let Some(bytes) = self.get(hash)? else { return Ok(None) };
+        let end = offset.saturating_add(len);
+        if end > bytes.len() as u64 {
+            return Err(BlobError::OutOfRange { hash: *hash, offset, end, len: bytes.len() as u64 });
+        }
+        Ok(Some(bytes[offset as usize..end as usize].to_vec()))
+    }
+
+    /// Deletes the blob; returns whether it was there.
+    pub fn remove(&self, hash: &ChunkHash) -> Result<bool, BlobError> {
+        let path = self.path_of(hash);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(BlobError::Io { action: "remove blob", path, source: e }),
+        }
+    }
+
+    /// The server side of `/hearth/blob/1`: the answer to `get` from this
+    /// store. The caller has already decided the requester may read it. A
+    /// corrupted blob is answered [`Response::Missing`] (and removed).
+    pub fn answer(&self, get: &Get) -> Response {
+        if get.len == 0 || get.len > blob::MAX_PART {
+            return blob::answer(get, None);
+        }
+        match self.get(&get.hash) {
+            Ok(found) => blob::answer(get, found.as_deref()),
+            Err(BlobError::Corrupt { .. }) => Response::Missing,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot serve a blob");
+                Response::refused("this node cannot read that blob right now; ask another member")
+            }
+        }
+    }
+
+    // ----- files -----------------------------------------------------------
+
+    /// Chunks and stores the file at `path`, then stores its encoded manifest
+    /// under its id. Streams: memory use is one chunk, whatever the file size.
+    pub fn import_file(&self, path: &Path) -> Result<Manifest, BlobError> {
+        let file = File::open(path).map_err(BlobError::io("open", path))?;
+        self.import_reader(file, path)
+    }
+
+    /// Like [`Self::import_file`] for any reader; `name` is used in errors.
+    pub fn import_reader(&self, reader: impl Read, name: &Path) -> Result<Manifest, BlobError> {
+        let mut refs = Vec::new();
+        let mut dirs = BTreeSet::new();
+        for chunk in Chunker::new(reader) {
+            let chunk = chunk.map_err(BlobError::io("read", name))?;
+            if let Some(dir) = self.put_unsynced(&chunk.hash, &chunk.bytes)? {
+                dirs.insert(dir);
+            }
+            refs.push(chunk.chunk_ref());
+        }
+        // Each chunk file is fsynced; their renames become durable here, once
+        // per directory, before the manifest that names them is written.
+        for dir in &dirs {
+            sync_dir(dir)?;
+        }
+        let manifest =
+            Manifest::from_chunks(refs).map_err(|source| BlobError::TooLarge { path: name.to_owned(), source })?;
+        self.put_manifest(&manifest)?;
+        Ok(manifest)
+    }
+
+    /// Stores the encoded manifest under its id; returns the id.
+    pub fn put_manifest(&self, manifest: &Manifest) -> Result<ChunkHash, BlobError> {
+        self.put(&manifest.encode())
+    }
+
+    /// The manifest stored under `id`, verified and decoded; `None` if absent.
+    pub fn manifest(&self, id: &ChunkHash) -> Result<Option<Manifest>, BlobError> {
+        let Some(bytes) = self.get(id)? else { return Ok(None) };
+        Manifest::decode(&bytes).map(Some).map_err(|source| BlobError::BadManifest { id: *id, source })
+    }
+
+    /// The distinct chunks of `manifest` not in the store, in file order.
+    pub fn missing(&self, manifest: &Manifest) -> Vec<ChunkRef> {
+        let mut seen = BTreeSet::new();
+        manifest.chunks().iter().filter(|c| seen.insert(c.hash) && !self.has(&c.hash)).copied().collect()
+    }
+
+    /// Writes the file described by `manifest` to `dest`, atomically:
+    /// [`Self::stage`] then [`Staged::persist`]. Refuses, leaving `dest` and
+    /// its directory untouched, if a chunk is missing or corrupted.
+    pub fn materialise(&self, manifest: &Manifest, dest: &Path) -> Result<(), BlobError> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        self.stage(manifest, dir, dest)?.persist(dest)
+    }
+
+    /// Writes the file described by `manifest` into a hidden temporary file in
+    /// `dir` (which must be the directory of its final place, so the rename
+    /// is atomic), verifies every chunk on the way and fsyncs it. The caller
+    /// may then check that the destination is still what it expects before
+    /// [`Staged::persist`]. `dest` is only used in error messages.
+    pub fn stage(&self, manifest: &Manifest, dir: &Path, dest: &Path) -> Result<Staged, BlobError> {
+        let missing = self.missing(manifest);
+        if let Some(first) = missing.first() {
+            let total = manifest.chunks().iter().map(|c| c.hash).collect::<BTreeSet<_>>().len();
+            return Err(BlobError::MissingChunks {
+                dest: dest.to_owned(),
+                missing: missing.len(),
+                total,
+                first: first.hash,
+            });
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".hearth-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(BlobError::io("create a temporary file in", dir))?;
+        let mut out = BufWriter::with_capacity(blob::CHUNK_MAX as usize, tmp);
+        let mut written = 0u64;
+        for c in manifest.chunks() {
+            let Some(bytes) = self.get(&c.hash)? else {
+                // Removed between the check above and now.
+                return Err(BlobError::MissingChunks { dest: dest.to_owned(), missing: 1, total: 1, first: c.hash });
+            };
+            out.write_all(&bytes).map_err(BlobError::io("write", dest))?;
+            written += bytes.len() as u64;
+        }
+        let tmp = out.into_inner().map_err(|e| BlobError::Io {
+            action: "write",
+            path: dest.to_owned(),
+            source: io::Error::new(e.error().kind(), e.error().to_string()),
+        })?;
+        if written != manifest.size() {
+            return Err(BlobError::SizeMismatch { path: dest.to_owned(), expected: manifest.size(), written });
+        }
+        tmp.as_file().sync_all().map_err(BlobError::io("flush to disk", tmp.path()))?;
+        Ok(Staged { file: tmp })
+    }
+}
+
+impl Staged {
+    /// Where the staged file is.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Renames the staged file to `dest` (replacing any file there) and makes
+    /// the rename durable. `dest` must be in the directory it was staged in.
+    pub fn persist(self, dest: &Path) -> Result<(), BlobError> {
+        self.file.persist(dest).map_err(|e| BlobError::Io {
+            action: "move into place",
+            path: dest.to_owned(),
+            source: e.error,
+        })?;
+        match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => sync_dir(p),
+            _ => sync_dir(Path::new(".")),
+        }
+    }
+}
+
+/// Makes renames and creations inside `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), BlobError> {
+    #[cfg(unix)]
+    File::open(dir).and_then(|d| d.sync_all()).map_err(BlobError::io("flush to disk the directory", dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}

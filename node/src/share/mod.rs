@@ -1,0 +1,633 @@
+//! Shared folders: the node's registry of shares, their documents and the
+//! `/hearth/share/1` exchanges.
+//!
+//! [`Shares`] owns every share record and loaded [`ShareDoc`], persists them
+//! (redb) after every change, and turns requests and commands into
+//! responses plus [`Outgoing`] messages for the event loop to send; it does
+//! no network IO itself. Every remote change goes through
+//! `ShareDoc::receive`, which verifies signatures and roles, so a read-only
+//! member's or a stranger's change is never applied nor forwarded.
+//!
+//! Still to come (issue 3): scanning the directory into the document,
+//! fetching contents (`blobs`) and writing them to disk, the tree of moves,
+//! conflicts, versions and trash.
+
+pub mod keys;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hearth_crdt::doc::{Hash as ChangeHash, Role, ShareDoc, SignedChange};
+use hearth_protocol::share::{self as wire, ShareRequest, ShareResponse, WireChange};
+use libp2p::identity::Keypair;
+use libp2p::PeerId;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::api::ApiError;
+use crate::store::{ShareRecord, Store};
+use keys::{NodeSigner, PeerVerifier};
+
+/// A message for the event loop to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// To whom.
+    pub peer: PeerId,
+    /// What.
+    pub request: ShareRequest,
+}
+
+/// `hearth share list` items.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareView {
+    /// Share id, hex.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Local directory, once accepted.
+    pub path: Option<String>,
+    /// This node's role.
+    pub role: String,
+    /// `active`, `pending`, `declined`, `left` or `removed`.
+    pub state: String,
+    /// The owner's peer id.
+    pub owner: String,
+}
+
+/// A member in `hearth share status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Peer id.
+    pub peer_id: String,
+    /// The local contact name, or `you`.
+    pub name: String,
+    /// `owner`, `read-write` or `read-only`.
+    pub role: String,
+    /// Connected now.
+    pub online: bool,
+}
+
+/// `hearth share status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareStatusView {
+    /// The share.
+    #[serde(flatten)]
+    pub share: ShareView,
+    /// Members with roles.
+    pub members: Vec<MemberView>,
+    /// Invitations not answered yet (owner only), by contact name.
+    pub pending_invitations: Vec<String>,
+    /// Changes from other members that this node refused.
+    pub rejected_changes: u64,
+    /// Changes in the document.
+    pub doc_changes: usize,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn peer_text(peer: &[u8]) -> String {
+    PeerId::from_bytes(peer).map(|p| p.to_string()).unwrap_or_else(|_| hex(peer))
+}
+
+fn to_wire(changes: Vec<SignedChange>) -> Vec<WireChange> {
+    changes.into_iter().map(|c| WireChange { change: c.change, signature: c.signature }).collect()
+}
+
+fn heads_to_wire(heads: &[ChangeHash]) -> Vec<serde_bytes::ByteBuf> {
+    heads.iter().map(|h| serde_bytes::ByteBuf::from(h.0.to_vec())).collect()
+}
+
+fn heads_from_wire(heads: &[serde_bytes::ByteBuf]) -> Vec<ChangeHash> {
+    heads.iter().filter_map(|h| ChangeHash::try_from(h.as_slice()).ok()).collect()
+}
+
+fn role_name(role: &str) -> Result<Role, ApiError> {
+    match role {
+        "read-write" => Ok(Role::ReadWrite),
+        "read-only" => Ok(Role::ReadOnly),
+        other => Err(ApiError::bad_request(format!("unknown role {other:?}: use read-write or read-only"))),
+    }
+}
+
+/// See the module documentation.
+pub struct Shares {
+    store: Arc<Store>,
+    key: Keypair,
+    local: Vec<u8>,
+    records: BTreeMap<Vec<u8>, ShareRecord>,
+    docs: BTreeMap<Vec<u8>, ShareDoc>,
+    /// Last heads each member told us, per share (in memory: after a restart
+    /// the first exchange starts from "unknown", which costs one round trip).
+    peer_heads: BTreeMap<(Vec<u8>, Vec<u8>), Vec<ChangeHash>>,
+}
+
+impl Shares {
+    /// Loads every share and the documents of those that have one.
+    pub fn load(store: Arc<Store>, key: Keypair) -> anyhow::Result<Self> {
+        let local = key.public().to_peer_id().to_bytes();
+        let mut records = BTreeMap::new();
+        let mut docs = BTreeMap::new();
+        for (id, record) in store.shares()? {
+            if let Some((bytes, sigs)) = store.share_doc(&id)? {
+                let signatures =
+                    sigs.into_iter().filter_map(|(h, s)| Some((ChangeHash::try_from(h.as_slice()).ok()?, s))).collect();
+                let doc = ShareDoc::load(&bytes, signatures, &record.owner, &local)?;
+                docs.insert(id.clone(), doc);
+            }
+            records.insert(id, record);
+        }
+        Ok(Self { store, key, local, records, docs, peer_heads: BTreeMap::new() })
+    }
+
+    /// Resolves a share named by id (or unique id prefix) or by name.
+    pub fn resolve(&self, name_or_id: &str) -> Result<Vec<u8>, ApiError> {
+        let matches: Vec<&Vec<u8>> = self
+            .records
+            .iter()
+            .filter(|(id, r)| r.name == name_or_id || hex(id).starts_with(&name_or_id.to_lowercase()))
+            .map(|(id, _)| id)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ApiError::not_found(format!("no share {name_or_id:?}; see `hearth share list`"))),
+            _ => Err(ApiError::conflict(format!("{name_or_id:?} names several shares; use its id"))),
+        }
+    }
+
+    fn view(&self, id: &[u8]) -> Option<ShareView> {
+        let r = self.records.get(id)?;
+        Some(ShareView {
+            id: hex(id),
+            name: r.name.clone(),
+            path: r.path.clone(),
+            role: r.role.clone(),
+            state: r.state.clone(),
+            owner: peer_text(&r.owner),
+        })
+    }
+
+    /// All shares.
+    pub fn list(&self) -> Vec<ShareView> {
+        self.records.keys().filter_map(|id| self.view(id)).collect()
+    }
+
+    fn persist(&mut self, id: &[u8]) -> Result<(), ApiError> {
+        let record = self.records.get(id).ok_or_else(|| ApiError::internal("share vanished"))?;
+        match self.docs.get_mut(id) {
+            Some(doc) => {
+                let bytes = doc.save();
+                let sigs: Vec<(Vec<u8>, Vec<u8>)> =
+                    doc.signatures().iter().map(|(h, s)| (h.0.to_vec(), s.clone())).collect();
+                self.store.put_share(id, record, Some((&bytes, &sigs))).map_err(ApiError::internal)
+            }
+            None => self.store.put_share(id, record, None).map_err(ApiError::internal),
+        }
+    }
+
+    /// `hearth share create PATH [--name NAME]`.
+    pub fn create(&mut self, path: &Path, name: Option<&str>, now: u64) -> Result<ShareView, ApiError> {
+        let path = std::fs::canonicalize(path)
+            .map_err(|e| ApiError::bad_request(format!("cannot share {}: {e}", path.display())))?;
+        if !path.is_dir() {
+            return Err(ApiError::bad_request(format!("{} is not a directory", path.display())));
+        }
+        let path_text = path.to_string_lossy().to_string();
+        if let Some(r) = self.records.values().find(|r| r.path.as_deref() == Some(&path_text) && r.state == "active") {
+            return Err(ApiError::conflict(format!("{} is already shared as {:?}", path.display(), r.name)));
+        }
+        let default_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "share".into());
+        let name = hearth_protocol::names::validate_name(name.unwrap_or(&default_name))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let id: [u8; wire::SHARE_ID_LEN] = rand::random();
+        let (doc, _) = ShareDoc::create(&id, &name, &NodeSigner(&self.key), now as i64).map_err(ApiError::internal)?;
+        self.docs.insert(id.to_vec(), doc);
+        self.records.insert(
+            id.to_vec(),
+            ShareRecord {
+                name: name.clone(),
+                owner: self.local.clone(),
+                role: "owner".into(),
+                state: "active".into(),
+                path: Some(path_text),
+                since: now,
+                rejected: 0,
+                invitations: Vec::new(),
+            },
+        );
+        self.persist(&id)?;
+        info!(share = %hex(&id), "created share {name} at {}", path.display());
+        self.view(&id).ok_or_else(|| ApiError::internal("share vanished"))
+    }
+
+    /// Commits pending edits of share `id` and returns the pushes to the
+    /// online members.
+    fn commit_and_push(
+        &mut self,
+        id: &[u8],
+        now: u64,
+        online: &dyn Fn(&PeerId) -> bool,
+    ) -> Result<Vec<Outgoing>, ApiError> {
+        let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::internal("share has no document"))?;
+        doc.commit(&NodeSigner(&self.key), now as i64).map_err(|e| ApiError::conflict(e.to_string()))?;
+        self.persist(id)?;
+        Ok(self.sync_all(id, online))
+    }
+
+    /// Sync messages for every online member of share `id` except us.
+    fn sync_all(&mut self, id: &[u8], online: &dyn Fn(&PeerId) -> bool) -> Vec<Outgoing> {
+        // On the owner, invitees who have not accepted are not synced yet.
+        let unanswered: Vec<Vec<u8>> = self
+            .records
+            .get(id)
+            .map(|r| r.invitations.iter().filter(|(_, s)| s != "accepted").map(|(p, _)| p.clone()).collect())
+            .unwrap_or_default();
+        let members: Vec<Vec<u8>> = match self.docs.get(id) {
+            Some(doc) => doc
+                .members()
+                .into_iter()
+                .map(|(p, _)| p)
+                .filter(|p| *p != self.local && !unanswered.contains(p))
+                .collect(),
+            None => return Vec::new(),
+        };
+        members
+            .into_iter()
+            .filter_map(|p| PeerId::from_bytes(&p).ok())
+            .filter(|p| online(p))
+            .filter_map(|p| self.sync_message(id, &p))
+            .collect()
+    }
+
+    fn sync_message(&mut self, id: &[u8], peer: &PeerId) -> Option<Outgoing> {
+        if self.records.get(id).is_none_or(|r| r.state != "active") {
+            return None;
+        }
+        let known = self.peer_heads.get(&(id.to_vec(), peer.to_bytes())).cloned();
+        let doc = self.docs.get_mut(id)?;
+        let heads = doc.heads();
+        // Unknown heads: send only ours; the answer tells what they have.
+        let changes = match known {
+            Some(theirs) => wire::bounded(to_wire(doc.changes_for(&theirs))).0,
+            None => Vec::new(),
+        };
+        Some(Outgoing {
+            peer: *peer,
+            request: ShareRequest::Sync { share: id.to_vec(), heads: heads_to_wire(&heads), changes },
+        })
+    }
+
+    /// `hearth share invite SHARE CONTACT [--read-only]`.
+    pub fn invite(
+        &mut self,
+        id: &[u8],
+        contact: &PeerId,
+        role: &str,
+        now: u64,
+        online: &dyn Fn(&PeerId) -> bool,
+    ) -> Result<Vec<Outgoing>, ApiError> {
+        let role = role_name(role)?;
+        let record = self.records.get_mut(id).ok_or_else(|| ApiError::not_found("no such share"))?;
+        if record.role != "owner" {
+            return Err(ApiError::conflict("only the share's owner can invite"));
+        }
+        let peer = contact.to_bytes();
+        record.invitations.retain(|(p, _)| *p != peer);
+        record.invitations.push((peer.clone(), "pending".into()));
+        let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::internal("share has no document"))?;
+        doc.set_role(&peer, Some(role)).map_err(ApiError::internal)?;
+        let mut out = self.commit_and_push(id, now, online)?;
+        out.extend(self.invitation_for(id, contact));
+        Ok(out)
+    }
+
+    fn invitation_for(&self, id: &[u8], contact: &PeerId) -> Option<Outgoing> {
+        let record = self.records.get(id)?;
+        let role = self.docs.get(id)?.role_of(&contact.to_bytes())?;
+        Some(Outgoing {
+            peer: *contact,
+            request: ShareRequest::Invite { share: id.to_vec(), name: record.name.clone(), role: role.as_str().into() },
+        })
+    }
+
+    /// Messages owed to a contact that just came online: pending invitations
+    /// and a sync of every active share it is a member of.
+    pub fn on_contact_online(&mut self, contact: &PeerId) -> Vec<Outgoing> {
+        let peer = contact.to_bytes();
+        let mut out = Vec::new();
+        let ids: Vec<Vec<u8>> = self.records.keys().cloned().collect();
+        for id in ids {
+            let pending = self
+                .records
+                .get(&id)
+                .is_some_and(|r| r.role == "owner" && r.invitations.iter().any(|(p, s)| *p == peer && s == "pending"));
+            if pending {
+                out.extend(self.invitation_for(&id, contact));
+            }
+            let member = self.docs.get(&id).is_some_and(|d| d.role_of(&peer).is_some());
+            if member {
+                out.extend(self.sync_message(&id, contact));
+            }
+        }
+        out
+    }
+
+    /// Answers a request from contact `from` (strangers never get here).
+    pub fn on_request(
+        &mut self,
+        from: &PeerId,
+        request: ShareRequest,
+        now: u64,
+        online: &dyn Fn(&PeerId) -> bool,
+    ) -> (ShareResponse, Vec<Outgoing>) {
+        let refuse = |message: &str| (ShareResponse::Refused { message: message.into() }, Vec::new());
+        let id = request.share().to_vec();
+        let peer = from.to_bytes();
+        match request {
+            ShareRequest::Invite { name, role, .. } => {
+                if self.records.get(&id).is_some_and(|r| r.state == "active") {
+                    return (ShareResponse::Ok, Vec::new()); // already in: a resent invitation
+                }
+                let Ok(name) = hearth_protocol::names::validate_name(&name) else {
+                    return refuse("invalid share name");
+                };
+                if role_name(&role).is_err() {
+                    return refuse("invalid role");
+                }
+                info!(share = %hex(&id), %from, "invited to share {name} as {role}");
+                self.records.insert(
+                    id.clone(),
+                    ShareRecord {
+                        name,
+                        owner: peer,
+                        role,
+                        state: "pending".into(),
+                        path: None,
+                        since: now,
+                        rejected: 0,
+                        invitations: Vec::new(),
+                    },
+                );
+                match self.persist(&id) {
+                    Ok(()) => (ShareResponse::Ok, Vec::new()),
+                    Err(e) => refuse(&e.message),
+                }
+            }
+            ShareRequest::Answer { accept, .. } => {
+                let Some(record) = self.records.get_mut(&id) else { return refuse("unknown share") };
+                let Some(slot) = record.invitations.iter_mut().find(|(p, _)| *p == peer) else {
+                    return refuse("you were not invited to this share");
+                };
+                slot.1 = if accept { "accepted".into() } else { "declined".into() };
+                info!(share = %hex(&id), %from, accepted = accept, "answer to a share invitation");
+                let mut out = Vec::new();
+                if !accept {
+                    if let Some(doc) = self.docs.get_mut(&id) {
+                        let _ = doc.set_role(&peer, None);
+                    }
+                    match self.commit_and_push(&id, now, online) {
+                        Ok(msgs) => out = msgs,
+                        Err(e) => warn!("cannot record a declined invitation: {}", e.message),
+                    }
+                } else if let Err(e) = self.persist(&id) {
+                    return refuse(&e.message);
+                }
+                (ShareResponse::Ok, out)
+            }
+            ShareRequest::Sync { heads, changes, .. } => {
+                if self.records.get(&id).is_none_or(|r| r.state != "active") {
+                    return refuse("this node does not take part in that share");
+                }
+                let Some(doc) = self.docs.get(&id) else { return refuse("unknown share") };
+                if doc.role_of(&peer).is_none() {
+                    warn!(share = %hex(&id), %from, "refused a share sync from a node that is not a member");
+                    return refuse("you are not a member of this share");
+                }
+                let (applied, rejected) = self.apply(&id, from, changes);
+                let theirs = heads_from_wire(&heads);
+                self.peer_heads.insert((id.clone(), peer), theirs.clone());
+                let Some(doc) = self.docs.get_mut(&id) else { return refuse("unknown share") };
+                let (changes, more) = wire::bounded(to_wire(doc.changes_for(&theirs)));
+                let response = ShareResponse::Sync {
+                    heads: heads_to_wire(&doc.heads()),
+                    changes,
+                    more,
+                    rejected: rejected as u32,
+                };
+                // Forward what we learned to the other members online.
+                let out = if applied > 0 { self.sync_all_except(&id, from, online) } else { Vec::new() };
+                (response, out)
+            }
+        }
+    }
+
+    fn sync_all_except(&mut self, id: &[u8], except: &PeerId, online: &dyn Fn(&PeerId) -> bool) -> Vec<Outgoing> {
+        self.sync_all(id, &|p| p != except && online(p))
+    }
+
+    /// Applies received changes; returns (applied, rejected) counts.
+    fn apply(&mut self, id: &[u8], from: &PeerId, changes: Vec<WireChange>) -> (usize, usize) {
+        if changes.is_empty() {
+            return (0, 0);
+        }
+        let Some(doc) = self.docs.get_mut(id) else { return (0, 0) };
+        let signed = changes.into_iter().map(|c| SignedChange { change: c.change, signature: c.signature }).collect();
+        let report = doc.receive(signed, &PeerVerifier);
+        for (hash, author, reason) in &report.rejected {
+            warn!(share = %hex(id), %from, author = %peer_text(author), change = %hex(&hash.0), "refused a change: {reason}");
+        }
+        let (applied, rejected) = (report.applied.len(), report.rejected.len());
+        if let Some(record) = self.records.get_mut(id) {
+            record.rejected += rejected as u64;
+        }
+        if applied > 0 || rejected > 0 {
+            if let Err(e) = self.persist(id) {
+                warn!("cannot save share {}: {}", hex(id), e.message);
+            }
+        }
+        if applied > 0 {
+            info!(share = %hex(id), %from, "applied {applied} change(s)");
+        }
+        (applied, rejected)
+    }
+
+    /// Handles the answer to one of our sync requests; may ask again.
+    pub fn on_sync_response(
+        &mut self,
+        from: &PeerId,
+        id: &[u8],
+        response: ShareResponse,
+        online: &dyn Fn(&PeerId) -> bool,
+    ) -> Vec<Outgoing> {
+        match response {
+            ShareResponse::Sync { heads, changes, more, rejected } => {
+                if rejected > 0 {
+                    warn!(share = %hex(id), %from, "{rejected} of our changes were refused by that member");
+                }
+                let (applied, _) = self.apply(id, from, changes);
+                self.peer_heads.insert((id.to_vec(), from.to_bytes()), heads_from_wire(&heads));
+                let mut out = Vec::new();
+                // They may lack changes we have (we did not know their heads),
+                // or have more for us: one more round in either case.
+                let owe_them = self
+                    .peer_heads
+                    .get(&(id.to_vec(), from.to_bytes()))
+                    .cloned()
+                    .and_then(|theirs| self.docs.get_mut(id).map(|d| !d.changes_for(&theirs).is_empty()))
+                    .unwrap_or(false);
+                if more || owe_them {
+                    out.extend(self.sync_message(id, from));
+                }
+                if applied > 0 {
+                    out.extend(self.sync_all_except(id, from, online));
+                }
+                out
+            }
+            ShareResponse::Refused { message } => {
+                warn!(share = %hex(id), %from, "share sync refused: {message}");
+                Vec::new()
+            }
+            ShareResponse::Ok => Vec::new(),
+        }
+    }
+
+    /// `hearth share accept SHARE PATH`.
+    pub fn accept(&mut self, id: &[u8], path: &Path) -> Result<(ShareView, Vec<Outgoing>), ApiError> {
+        let record = self.records.get(id).ok_or_else(|| ApiError::not_found("no such share"))?;
+        if record.state != "pending" {
+            return Err(ApiError::conflict(format!("share {:?} is {}, not pending", record.name, record.state)));
+        }
+        let path = prepare_empty_dir(path)?;
+        let owner = record.owner.clone();
+        let owner_peer = PeerId::from_bytes(&owner).map_err(|_| ApiError::internal("bad owner id"))?;
+        self.docs.insert(id.to_vec(), ShareDoc::join(&owner, &self.local));
+        if let Some(r) = self.records.get_mut(id) {
+            r.state = "active".into();
+            r.path = Some(path.to_string_lossy().to_string());
+        }
+        self.persist(id)?;
+        let mut out =
+            vec![Outgoing { peer: owner_peer, request: ShareRequest::Answer { share: id.to_vec(), accept: true } }];
+        out.extend(self.sync_message(id, &owner_peer));
+        let view = self.view(id).ok_or_else(|| ApiError::internal("share vanished"))?;
+        Ok((view, out))
+    }
+
+    /// `hearth share decline SHARE`.
+    pub fn decline(&mut self, id: &[u8]) -> Result<(ShareView, Vec<Outgoing>), ApiError> {
+        let record = self.records.get_mut(id).ok_or_else(|| ApiError::not_found("no such share"))?;
+        if record.state != "pending" {
+            return Err(ApiError::conflict(format!("share {:?} is {}, not pending", record.name, record.state)));
+        }
+        record.state = "declined".into();
+        let owner = PeerId::from_bytes(&record.owner).map_err(|_| ApiError::internal("bad owner id"))?;
+        self.persist(id)?;
+        let out = vec![Outgoing { peer: owner, request: ShareRequest::Answer { share: id.to_vec(), accept: false } }];
+        let view = self.view(id).ok_or_else(|| ApiError::internal("share vanished"))?;
+        Ok((view, out))
+    }
+
+    /// `hearth share leave SHARE`: stop syncing; the local files stay.
+    pub fn leave(&mut self, id: &[u8]) -> Result<ShareView, ApiError> {
+        let record = self.records.get_mut(id).ok_or_else(|| ApiError::not_found("no such share"))?;
+        if record.role == "owner" {
+            return Err(ApiError::conflict("the owner cannot leave its own share; remove the members instead"));
+        }
+        record.state = "left".into();
+        self.persist(id)?;
+        self.view(id).ok_or_else(|| ApiError::internal("share vanished"))
+    }
+
+    /// `hearth share status SHARE`.
+    pub fn status(
+        &self,
+        id: &[u8],
+        names: &dyn Fn(&PeerId) -> Option<(String, bool)>,
+    ) -> Result<ShareStatusView, ApiError> {
+        let share = self.view(id).ok_or_else(|| ApiError::not_found("no such share"))?;
+        let record = self.records.get(id).ok_or_else(|| ApiError::not_found("no such share"))?;
+        let mut members = Vec::new();
+        let mut doc_changes = 0;
+        if let Some(doc) = self.docs.get(id) {
+            doc_changes = doc.signatures().len();
+            for (peer, role) in doc.members() {
+                let (name, online) = if peer == self.local {
+                    ("you".to_owned(), true)
+                } else {
+                    PeerId::from_bytes(&peer)
+                        .ok()
+                        .and_then(|p| names(&p))
+                        .unwrap_or_else(|| ("(not a contact)".into(), false))
+                };
+                members.push(MemberView { peer_id: peer_text(&peer), name, role: role.as_str().into(), online });
+            }
+        }
+        let pending_invitations = record
+            .invitations
+            .iter()
+            .filter(|(_, s)| s == "pending")
+            .map(|(p, _)| {
+                PeerId::from_bytes(p).ok().and_then(|p| names(&p)).map(|n| n.0).unwrap_or_else(|| peer_text(p))
+            })
+            .collect();
+        Ok(ShareStatusView { share, members, pending_invitations, rejected_changes: record.rejected, doc_changes })
+    }
+
+    /// `hearth share doc SHARE --out FILE`: the document in Automerge's format.
+    pub fn doc_bytes(&mut self, id: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
+        Ok(doc.save())
+    }
+
+    /// `hearth share set-role` / `remove-member` (owner only); `None` removes.
+    pub fn set_role(
+        &mut self,
+        id: &[u8],
+        member: &PeerId,
+        role: Option<&str>,
+        now: u64,
+        online: &dyn Fn(&PeerId) -> bool,
+    ) -> Result<Vec<Outgoing>, ApiError> {
+        let record = self.records.get_mut(id).ok_or_else(|| ApiError::not_found("no such share"))?;
+        if record.role != "owner" {
+            return Err(ApiError::conflict("only the share's owner can change roles"));
+        }
+        let role = role.map(role_name).transpose()?;
+        let peer = member.to_bytes();
+        if role.is_none() {
+            record.invitations.retain(|(p, _)| *p != peer);
+        }
+        let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::internal("share has no document"))?;
+        if doc.role_of(&peer).is_none() {
+            return Err(ApiError::not_found("that contact is not a member of this share"));
+        }
+        doc.set_role(&peer, role).map_err(ApiError::internal)?;
+        let mut out = self.commit_and_push(id, now, online)?;
+        if role.is_none() {
+            // The removed node is told nothing more, not even this change.
+            out.retain(|o| o.peer != *member);
+        }
+        Ok(out)
+    }
+}
+
+/// Creates `path` if missing; refuses a directory that is not empty, so that
+/// accepting a share never mixes with (or overwrites) existing files.
+fn prepare_empty_dir(path: &Path) -> Result<PathBuf, ApiError> {
+    if path.exists() {
+        let mut entries = std::fs::read_dir(path)
+            .map_err(|e| ApiError::bad_request(format!("cannot use {}: {e}", path.display())))?;
+        if entries.next().is_some() {
+            return Err(ApiError::bad_request(format!(
+                "{} is not empty: accept the share into a new or empty directory",
+                path.display()
+            )));
+        }
+    } else {
+        std::fs::create_dir_all(path)
+            .map_err(|e| ApiError::bad_request(format!("cannot create {}: {e}", path.display())))?;
+    }
+    std::fs::canonicalize(path).map_err(|e| ApiError::bad_request(format!("cannot use {}: {e}", path.display())))
+}

@@ -1,0 +1,126 @@
+//! Seeded runs of the pairing simulation: determinism, many seeds under
+//! faults, and pinned seeds for the issues the simulator found.
+
+use hearth_simulator::{run_seed, Config, Faults, Outcome, Stats};
+
+fn config(seed: u64, events: u64, faults: Faults) -> Config {
+    Config { seed, nodes: 5, events, faults, strict: false }
+}
+
+fn must_pass(outcome: &Outcome) {
+    if let Some(failure) = &outcome.failure {
+        let tail = outcome.trace.iter().skip(outcome.trace.len().saturating_sub(30));
+        panic!("seed {} failed: {failure}\n{}", outcome.seed, tail.cloned().collect::<Vec<_>>().join("\n"));
+    }
+}
+
+#[test]
+fn a_seed_replays_to_the_same_trace_and_another_seed_does_not() {
+    let a = run_seed(&config(7, 500, Faults::All));
+    let b = run_seed(&config(7, 500, Faults::All));
+    let c = run_seed(&config(8, 500, Faults::All));
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(a.trace, b.trace);
+    assert_eq!(a.stats, b.stats);
+    assert_ne!(a.trace_hash, c.trace_hash);
+    assert!(a.trace.len() > 500, "one line per event at least");
+}
+
+#[test]
+fn two_hundred_seeds_with_all_faults_keep_the_invariants() {
+    let mut total = Stats::default();
+    for seed in 0..200 {
+        let outcome = run_seed(&config(seed, 300, Faults::All));
+        must_pass(&outcome);
+        total.merge(&outcome.stats);
+    }
+    // The workload really reaches every path it is meant to.
+    for key in [
+        "inviter.accepted",
+        "inviter.accepted_retry",
+        "inviter.rejected.already_used",
+        "inviter.rejected.expired",
+        "inviter.rejected.bad_proof",
+        "inviter.rejected.bad_request",
+        "inviter.rejected.unknown_invitation",
+        "inviter.frame_refused",
+        "joiner.paired",
+        "joiner.resent",
+        "joiner.gave_up",
+        "joiner.stale_response",
+        "joiner.refused_locally.expired",
+        "joiner.refused_locally.own_invitation",
+        "joiner.refused_locally.bad_token",
+        "joiner.refused_locally.already_contact",
+        "net.lost",
+        "net.duplicated",
+        "net.cut",
+        "net.connection_lost",
+        "fault.crash",
+        "fault.crash_after_commit",
+        "fault.partition",
+        "settle.rejoins",
+        "workload.removals",
+    ] {
+        assert!(total.get(key) > 0, "no {key} in 200 seeds: {total:#?}");
+    }
+    assert_eq!(total.get("invariants.final_checks"), 200);
+}
+
+#[test]
+fn without_faults_every_join_gets_an_answer_and_nothing_is_one_sided() {
+    for seed in 0..40 {
+        let outcome = run_seed(&config(seed, 300, Faults::None));
+        must_pass(&outcome);
+        assert_eq!(outcome.stats.get("net.lost") + outcome.stats.get("joiner.gave_up"), 0);
+        assert!(outcome.known.iter().all(|v| v.kind != "one_sided_pairing"), "seed {seed}: {:?}", outcome.known);
+    }
+}
+
+#[test]
+fn network_faults_alone_keep_the_invariants() {
+    for seed in 1_000..1_040 {
+        must_pass(&run_seed(&config(seed, 300, Faults::Net)));
+    }
+}
+
+// ----- issues found by the simulator ---------------------------------------
+//
+// Each issue has a strict test that fails until the core (or the node) is
+// fixed, ignored so that the suite stays green, and a pinned seed below that
+// checks the simulator still detects it. Once fixed: un-ignore the strict
+// test, delete the detection test, and remove the entry from
+// `invariants::KNOWN_ISSUES`.
+
+/// Seed 73 (5 nodes, 1000 events, all faults): n1 joins n4 with a 5-second
+/// token; n4 commits the pairing and answers, n1 crashes before the answer
+/// arrives; after its restart the person runs `hearth join` again, but
+/// `Joiner::new` refuses the now expired token locally, although
+/// `handle_request` would accept this retry by the same joiner. n4 keeps n1
+/// as a contact, n1 never gets n4.
+#[test]
+#[ignore = "core issue: a lost Accepted response cannot be recovered after the token expires"]
+fn known_issue_one_sided_pairing_after_expiry() {
+    let outcome = run_seed(&Config { strict: true, ..Config::new(73) });
+    must_pass(&outcome);
+}
+
+/// Seed 1 without faults: n4 joins n1 with a 120-second token; n1 removes n4,
+/// n4 removes n1, and n4 reuses the token: n1 accepts the "retry" and n4 is
+/// its contact again, without a new invitation.
+#[test]
+#[ignore = "core/node issue: a removed contact comes back by replaying its redeemed token"]
+fn known_issue_removed_contact_comes_back() {
+    let outcome = run_seed(&Config { strict: true, faults: Faults::None, ..Config::new(1) });
+    must_pass(&outcome);
+}
+
+#[test]
+fn pinned_seeds_still_show_the_known_issues() {
+    let one_sided = run_seed(&Config::new(73));
+    must_pass(&one_sided);
+    assert!(one_sided.known.iter().any(|v| v.kind == "one_sided_pairing"), "{:?}", one_sided.known);
+    let back = run_seed(&Config { faults: Faults::None, ..Config::new(1) });
+    must_pass(&back);
+    assert!(back.known.iter().any(|v| v.kind == "resurrected_contact"), "{:?}", back.known);
+}
