@@ -107,7 +107,9 @@ pub enum NameError {
     },
     /// The name ends with a dot or a space, which Windows silently strips, so
     /// it would become a different name there.
-    #[error("the name {name:?} ends with a dot or a space, which Windows drops silently; remove the trailing character")]
+    #[error(
+        "the name {name:?} ends with a dot or a space, which Windows drops silently; remove the trailing character"
+    )]
     TrailingDotOrSpace {
         /// The refused name.
         name: String,
@@ -263,16 +265,18 @@ pub fn conflict_name(name: &str, member: &str, date: &str) -> String {
     let member = sanitize_label(member, MAX_MEMBER_BYTES);
     let member = if member.is_empty() { "unknown".to_owned() } else { member };
     let date = sanitize_label(date, MAX_DATE_BYTES);
-    let marker =
-        if date.is_empty() { format!(" (conflict from {member})") } else { format!(" (conflict from {member} {date})") };
+    let marker = if date.is_empty() {
+        format!(" (conflict from {member})")
+    } else {
+        format!(" (conflict from {member} {date})")
+    };
     insert_before_extension(name, &marker)
 }
 
 /// Makes free text safe to embed in a name: separators and control
 /// characters become `_`, outer spaces and dots go, at most `max` bytes.
 fn sanitize_label(text: &str, max: usize) -> String {
-    let mapped: String =
-        text.chars().map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c }).collect();
+    let mapped: String = text.chars().map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c }).collect();
     let trimmed = mapped.trim_matches(|c: char| c == ' ' || c == '.' || c.is_whitespace());
     truncate_to(trimmed, max).trim_end_matches(|c: char| c == ' ' || c == '.' || c.is_whitespace()).to_owned()
 }

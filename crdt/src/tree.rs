@@ -310,7 +310,9 @@ pub enum InvariantError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Logged {
     /// Applied; `prev` is the entry's placement before (None: it was created).
-    Moved { prev: Option<Placement> },
+    Moved {
+        prev: Option<Placement>,
+    },
     Skipped(SkipReason),
 }
 

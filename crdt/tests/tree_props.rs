@@ -317,7 +317,12 @@ fn cross_moves_of_folders_never_make_cycles() {
         let setup: Vec<MoveOp> = folders
             .iter()
             .enumerate()
-            .map(|(i, f)| MoveOp { id: OpId::new(i as u64 + 1, "setup"), entry: *f, parent: EntryId::ROOT, name: format!("f{i}") })
+            .map(|(i, f)| MoveOp {
+                id: OpId::new(i as u64 + 1, "setup"),
+                entry: *f,
+                parent: EntryId::ROOT,
+                name: format!("f{i}"),
+            })
             .collect();
         let mut all = setup.clone();
         for actor in ["alice", "bob", "carol"] {

@@ -52,8 +52,10 @@ fn write(path: &Path, bytes: &[u8]) {
 
 /// Files in `dir` (non-recursive), sorted.
 fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        fs::read_dir(dir).expect("list").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
@@ -209,6 +211,16 @@ fn puts_are_idempotent_verified_and_crash_leftovers_are_cleared() {
     assert!(matches!(f.store.answer(&get(2, 5)), Response::Refused { .. }));
     assert_eq!(f.store.answer(&Get { hash: ChunkHash::of(b"nope"), offset: 0, len: 1 }), Response::Missing);
 
+    // Batches: all stored, or the first bad one refused.
+    let batch: Vec<(ChunkHash, Vec<u8>)> =
+        (0..20u64).map(|i| pseudo_random(1000, i + 10)).map(|b| (ChunkHash::of(&b), b)).collect();
+    f.store.put_many(batch.clone()).expect("batch");
+    assert!(batch.iter().all(|(h, b)| f.store.get(h).expect("get").as_ref() == Some(b)));
+    let mut bad = batch.clone();
+    bad[7].1[0] ^= 1;
+    let err = f.store.put_many(bad).expect_err("a wrong blob in the batch");
+    assert!(matches!(err, BlobError::HashMismatch { expected, .. } if expected == batch[7].0), "{err}");
+
     // A crash mid-put leaves a temporary file; reopening clears it.
     let tmp = f.root.join("blobs").join("tmp");
     write(&tmp.join(".put-crashed"), b"half");
@@ -241,11 +253,13 @@ fn a_file_moves_between_two_stores_through_the_fetcher() {
         let (peer, get) = fetcher.poll_request(0).expect("a request while not done");
         requests += 1;
         fetcher.on_response(0, &peer, &get, alice.answer(&get));
+        let mut verified = Vec::new();
         while let Some(event) = fetcher.poll_event() {
             if let FetchEvent::Verified { hash, bytes } = event {
-                bob.put_verified(&hash, &bytes).expect("store verified chunk");
+                verified.push((hash, bytes));
             }
         }
+        bob.put_many(verified).expect("store verified chunks");
     }
     assert!((1..=2).contains(&requests), "{requests} chunks fetched");
     let dest = f.root.join("bob-copy.bin");

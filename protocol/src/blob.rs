@@ -645,8 +645,10 @@ impl Fetcher {
                 continue;
             }
             let n = me.parts_of(len);
-            me.pending
-                .insert(hash, Pending { len, count, parts: vec![Part::Queued; n as usize], single_source: false, pin: None });
+            me.pending.insert(
+                hash,
+                Pending { len, count, parts: vec![Part::Queued; n as usize], single_source: false, pin: None },
+            );
             me.queue.extend((0..n).map(|i| (hash, i)));
             if n == 0 {
                 empty.push(hash);
@@ -910,12 +912,8 @@ impl Fetcher {
     /// request deadline, or the end of a back-off while work is waiting.
     pub fn poll_timeout(&self) -> Option<u64> {
         let deadlines = self.peers.values().flat_map(|p| p.in_flight.values().copied());
-        let backoffs = self
-            .peers
-            .values()
-            .filter(|_| !self.queue.is_empty())
-            .map(|p| p.backoff_until)
-            .filter(|&t| t > self.now);
+        let backoffs =
+            self.peers.values().filter(|_| !self.queue.is_empty()).map(|p| p.backoff_until).filter(|&t| t > self.now);
         deadlines.chain(backoffs).min()
     }
 
@@ -982,8 +980,7 @@ impl Fetcher {
         self.pending
             .iter()
             .filter(|(hash, c)| {
-                c.parts.is_empty()
-                    || (c.pin.is_none() && self.peers.values().all(|p| p.missing.contains(hash)))
+                c.parts.is_empty() || (c.pin.is_none() && self.peers.values().all(|p| p.missing.contains(hash)))
             })
             .map(|(hash, _)| *hash)
             .collect()
@@ -1146,7 +1143,8 @@ impl Fetcher {
                 return Err("a banned peer is still a candidate".into());
             }
             for key in s.in_flight.keys() {
-                if self.pending.get(&key.0).and_then(|c| c.parts.get(key.1 as usize)) != Some(&Part::InFlight(peer.clone()))
+                if self.pending.get(&key.0).and_then(|c| c.parts.get(key.1 as usize))
+                    != Some(&Part::InFlight(peer.clone()))
                 {
                     return Err(format!("{key:?} in flight at a peer but not marked so"));
                 }

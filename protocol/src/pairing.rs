@@ -12,8 +12,9 @@
 //! [`InvitationRecord`]: the node looks the record up, asks for a decision,
 //! then commits the updated record and the new contact in one transaction
 //! before sending the response. A joiner whose response was lost may retry
-//! with the same token and gets the same acceptance; any other peer gets
-//! `already_used`.
+//! with the same token and gets the same acceptance, even after the expiry;
+//! any other peer gets `already_used`, and so does the same joiner once the
+//! contact made with the token was removed (the record is `revoked`).
 
 use serde::{Deserialize, Serialize};
 
@@ -132,6 +133,10 @@ pub struct InvitationRecord {
     pub expires_at: u64,
     /// Who redeemed it, once redeemed.
     pub used_by: Option<Redemption>,
+    /// Set when the contact made with it was removed: a later retry by the
+    /// same joiner must not bring it back.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// The redemption of an invitation.
@@ -225,7 +230,9 @@ pub fn handle_request(
         return reject(RejectReason::BadProof);
     }
     let first_time = match &record.used_by {
-        Some(r) if r.peer != remote => return reject(RejectReason::AlreadyUsed),
+        Some(r) if r.peer != remote || record.revoked => return reject(RejectReason::AlreadyUsed),
+        // A retry by the joiner whose answer was lost: accepted even past the
+        // expiry, since the pairing already happened on this side.
         Some(_) => false,
         None if now > record.expires_at => return reject(RejectReason::Expired),
         None => true,
@@ -312,17 +319,30 @@ pub struct Joiner {
     local: PeerBytes,
     local_name: String,
     state: JoinState,
+    expired: bool,
 }
 
 impl Joiner {
     /// Starts redeeming `invitation` as node `local` named `local_name`.
+    ///
+    /// An expired token is not refused here: if this joiner already redeemed
+    /// it and only lost the answer (a crash, a cut connection), the inviter
+    /// has recorded the pairing and accepts the retry past the expiry, while
+    /// a local refusal would leave the pairing one-sided forever. The inviter
+    /// refuses an expired token that was never redeemed; see
+    /// [`Joiner::expired`] to say so when the inviter cannot be reached.
     pub fn new(now: u64, invitation: Invitation, local: &[u8], local_name: &str) -> Result<Self, JoinError> {
-        invitation.check_fresh(now)?;
+        let expired = invitation.check_fresh(now).is_err();
         if invitation.inviter == local {
             return Err(JoinError::OwnInvitation);
         }
         let local_name = validate_name(local_name)?;
-        Ok(Self { invitation, local: local.to_vec(), local_name, state: JoinState::Ready })
+        Ok(Self { invitation, local: local.to_vec(), local_name, state: JoinState::Ready, expired })
+    }
+
+    /// Whether the token had expired when the join started.
+    pub fn expired(&self) -> bool {
+        self.expired
     }
 
     /// The invitation being redeemed.

@@ -109,9 +109,10 @@ fn run(seed: u64, scenario: &Scenario) -> Report {
         }
     }
     let store: BTreeMap<ChunkHash, Vec<u8>> = chunks.iter().map(|c| (ChunkHash::of(c), c.clone())).collect();
-    let manifest =
-        Manifest::from_chunks(chunks.iter().map(|c| ChunkRef { hash: ChunkHash::of(c), len: c.len() as u32 }).collect())
-            .expect("valid manifest");
+    let manifest = Manifest::from_chunks(
+        chunks.iter().map(|c| ChunkRef { hash: ChunkHash::of(c), len: c.len() as u32 }).collect(),
+    )
+    .expect("valid manifest");
     let hashes: Vec<ChunkHash> = store.keys().copied().collect();
     let withheld = scenario.withheld.then(|| hashes[rng.below(hashes.len() as u64) as usize]);
 

@@ -822,6 +822,8 @@ struct Record {
     created_at: u64,
     expires_at: u64,
     used_by: Option<Used>,
+    #[serde(default)]
+    revoked: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -927,6 +929,7 @@ fn record_of(r: &Record) -> InvitationRecord {
         created_at: r.created_at,
         expires_at: r.expires_at,
         used_by: r.used_by.as_ref().map(|u| Redemption { peer: unhex(&u.peer), name: u.name.clone(), at: u.at }),
+        revoked: r.revoked,
     }
 }
 
@@ -936,6 +939,7 @@ fn record_to(r: &InvitationRecord) -> Record {
         created_at: r.created_at,
         expires_at: r.expires_at,
         used_by: r.used_by.as_ref().map(|u| Used { peer: hex(&u.peer), name: u.name.clone(), at: u.at }),
+        revoked: r.revoked,
     }
 }
 
@@ -1111,7 +1115,13 @@ fn generate_pairing() -> PairingFile {
     let m = main_pairing(&ids);
     let inv = &m.invitation;
     let e = inv.expires_at;
-    let open = InvitationRecord { secret: inv.secret.to_vec(), created_at: e - 86_400, expires_at: e, used_by: None };
+    let open = InvitationRecord {
+        secret: inv.secret.to_vec(),
+        created_at: e - 86_400,
+        expires_at: e,
+        used_by: None,
+        revoked: false,
+    };
     let used_by = |peer: &[u8], name: &str| InvitationRecord {
         used_by: Some(Redemption { peer: peer.to_vec(), name: name.into(), at: e - 7200 }),
         ..open.clone()
@@ -1146,6 +1156,14 @@ fn generate_pairing() -> PairingFile {
             e + 3600,
             &m.joiner,
             Some(used_by(&m.joiner, "bob")),
+            req.clone(),
+        ),
+        decision_case(
+            &m,
+            "replay by the same joiner after the contact was removed (revoked): already used",
+            before,
+            &m.joiner,
+            Some(InvitationRecord { revoked: true, ..used_by(&m.joiner, "bob") }),
             req.clone(),
         ),
         decision_case(

@@ -30,20 +30,7 @@ use crate::node::{Origin, SimNode};
 
 /// Violation kinds caused by known issues of the core or the node, with the
 /// pinned test that shows each one. Tolerated unless the run is strict.
-pub const KNOWN_ISSUES: &[(&str, &str)] = &[
-    (
-        "one_sided_pairing",
-        "the inviter committed but the response was lost; the joiner's retry with a fresh Joiner is refused \
-         locally once the token expired (Joiner::new checks freshness, handle_request would accept the retry): \
-         tests/sim.rs known_issue_one_sided_pairing_after_expiry",
-    ),
-    (
-        "resurrected_contact",
-        "after `hearth contacts remove`, the removed joiner re-runs `hearth join` with the token it already \
-         redeemed and is a contact again: handle_request accepts any retry by the same joiner (even past expiry) \
-         and the store keeps no trace of the removal: tests/sim.rs known_issue_removed_contact_comes_back",
-    ),
-];
+pub const KNOWN_ISSUES: &[(&str, &str)] = &[];
 
 /// Whether `kind` is a known, already reported issue.
 pub fn is_known(kind: &str) -> bool {

@@ -233,8 +233,13 @@ impl SimNode {
             expires_at: now + ttl,
         };
         let text = invitation.encode().expect("a simulated invitation always encodes");
-        let record =
-            InvitationRecord { secret: secret.to_vec(), created_at: now, expires_at: now + ttl, used_by: None };
+        let record = InvitationRecord {
+            secret: secret.to_vec(),
+            created_at: now,
+            expires_at: now + ttl,
+            used_by: None,
+            revoked: false,
+        };
         self.durable.invitations.insert(invitation.token_id().to_vec(), record);
         (text, invitation)
     }
@@ -282,8 +287,13 @@ impl SimNode {
     }
 
     /// `hearth contacts remove` (event_loop.rs `remove_contact`): deletes
-    /// the contact only; invitations are left as they are.
+    /// the contact and revokes the invitations it redeemed, atomically.
     pub fn remove_contact(&mut self, peer: &[u8]) -> bool {
+        for record in self.durable.invitations.values_mut() {
+            if record.used_by.as_ref().is_some_and(|u| u.peer == peer) {
+                record.revoked = true;
+            }
+        }
         self.durable.contacts.remove(peer).is_some()
     }
 

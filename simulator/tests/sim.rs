@@ -48,7 +48,6 @@ fn two_hundred_seeds_with_all_faults_keep_the_invariants() {
         "joiner.resent",
         "joiner.gave_up",
         "joiner.stale_response",
-        "joiner.refused_locally.expired",
         "joiner.refused_locally.own_invitation",
         "joiner.refused_locally.bad_token",
         "joiner.refused_locally.already_contact",
@@ -84,43 +83,31 @@ fn network_faults_alone_keep_the_invariants() {
     }
 }
 
-// ----- issues found by the simulator ---------------------------------------
+// ----- issues found by the simulator, now fixed ----------------------------
 //
-// Each issue has a strict test that fails until the core (or the node) is
-// fixed, ignored so that the suite stays green, and a pinned seed below that
-// checks the simulator still detects it. Once fixed: un-ignore the strict
-// test, delete the detection test, and remove the entry from
-// `invariants::KNOWN_ISSUES`.
+// Each bug the simulator found is pinned to the seed that showed it and run
+// in strict mode (any violation fails).
 
 /// Seed 73 (5 nodes, 1000 events, all faults): n1 joins n4 with a 5-second
 /// token; n4 commits the pairing and answers, n1 crashes before the answer
-/// arrives; after its restart the person runs `hearth join` again, but
-/// `Joiner::new` refuses the now expired token locally, although
-/// `handle_request` would accept this retry by the same joiner. n4 keeps n1
-/// as a contact, n1 never gets n4.
+/// arrives; after its restart the person runs `hearth join` again. The joiner
+/// used to refuse the now expired token locally, although the inviter
+/// accepts this retry by the same joiner, leaving the pairing one-sided.
+/// Fixed: `Joiner::new` leaves expiry to the inviter.
 #[test]
-#[ignore = "core issue: a lost Accepted response cannot be recovered after the token expires"]
-fn known_issue_one_sided_pairing_after_expiry() {
+fn regression_seed_73_one_sided_pairing_after_expiry() {
     let outcome = run_seed(&Config { strict: true, ..Config::new(73) });
     must_pass(&outcome);
+    assert!(outcome.known.is_empty(), "{:?}", outcome.known);
 }
 
 /// Seed 1 without faults: n4 joins n1 with a 120-second token; n1 removes n4,
-/// n4 removes n1, and n4 reuses the token: n1 accepts the "retry" and n4 is
-/// its contact again, without a new invitation.
+/// n4 removes n1, and n4 reuses the token: n1 used to accept the "retry" and
+/// n4 was its contact again, without a new invitation. Fixed: removing a
+/// contact revokes the invitations it redeemed.
 #[test]
-#[ignore = "core/node issue: a removed contact comes back by replaying its redeemed token"]
-fn known_issue_removed_contact_comes_back() {
+fn regression_seed_1_removed_contact_comes_back() {
     let outcome = run_seed(&Config { strict: true, faults: Faults::None, ..Config::new(1) });
     must_pass(&outcome);
-}
-
-#[test]
-fn pinned_seeds_still_show_the_known_issues() {
-    let one_sided = run_seed(&Config::new(73));
-    must_pass(&one_sided);
-    assert!(one_sided.known.iter().any(|v| v.kind == "one_sided_pairing"), "{:?}", one_sided.known);
-    let back = run_seed(&Config { faults: Faults::None, ..Config::new(1) });
-    must_pass(&back);
-    assert!(back.known.iter().any(|v| v.kind == "resurrected_contact"), "{:?}", back.known);
+    assert!(outcome.known.is_empty(), "{:?}", outcome.known);
 }

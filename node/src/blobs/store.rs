@@ -27,6 +27,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
 
 use hearth_protocol::blob::{self, ChunkHash, ChunkRef, Get, Manifest, Response};
 use tempfile::NamedTempFile;
@@ -35,6 +36,21 @@ use super::chunker::Chunker;
 use super::BlobError;
 
 const TMP_DIR: &str = "tmp";
+
+/// Threads writing blobs during an import or a [`BlobStore::put_many`].
+///
+/// Each blob is fsynced before its rename. One thread doing that pays one
+/// journal commit per chunk (about 2.4 ms on the development VM's ext4: 30
+/// MB/s); concurrent fsyncs share commits, so a few writers bring storing
+/// close to chunking speed. The threads mostly wait on the disk, so more
+/// writers than cores is the point.
+pub const WRITERS: usize = 8;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another writer panicked; the data (an error
+    // slot, a set of paths) is still meaningful.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Handle on a store directory. Cheap to clone-by-path; share it behind an
 /// `Arc` for convenience.
@@ -205,23 +221,99 @@ impl BlobStore {
     /// Like [`Self::import_file`] for any reader; `name` is used in errors.
     pub fn import_reader(&self, reader: impl Read, name: &Path) -> Result<Manifest, BlobError> {
         let mut refs = Vec::new();
-        let mut dirs = BTreeSet::new();
-        for chunk in Chunker::new(reader) {
+        let chunks = Chunker::new(reader).map(|chunk| {
             let chunk = chunk.map_err(BlobError::io("read", name))?;
-            if let Some(dir) = self.put_unsynced(&chunk.hash, &chunk.bytes)? {
-                dirs.insert(dir);
-            }
             refs.push(chunk.chunk_ref());
-        }
-        // Each chunk file is fsynced; their renames become durable here, once
-        // per directory, before the manifest that names them is written.
-        for dir in &dirs {
-            sync_dir(dir)?;
-        }
+            Ok((chunk.hash, chunk.bytes))
+        });
+        self.write_all(chunks)?;
         let manifest =
             Manifest::from_chunks(refs).map_err(|source| BlobError::TooLarge { path: name.to_owned(), source })?;
         self.put_manifest(&manifest)?;
         Ok(manifest)
+    }
+
+    /// Stores many blobs received from peers (e.g. the
+    /// [`FetchEvent::Verified`](hearth_protocol::blob::FetchEvent) chunks of a
+    /// download, in batches), refusing any that does not hash to its name.
+    /// Much faster than one [`Self::put_verified`] per blob: see
+    /// [`WRITERS`].
+    pub fn put_many(&self, blobs: impl IntoIterator<Item = (ChunkHash, Vec<u8>)>) -> Result<(), BlobError> {
+        self.write_all(blobs.into_iter().map(|(hash, bytes)| {
+            let actual = ChunkHash::of(&bytes);
+            if actual != hash {
+                return Err(BlobError::HashMismatch { expected: hash, actual });
+            }
+            Ok((hash, bytes))
+        }))
+    }
+
+    /// Writes every blob of `items` (each `hash == H(bytes)`, checked by the
+    /// producer) durably, then makes the renames durable, before returning.
+    /// The first error stops the producer and is returned; blobs already
+    /// written stay (they are valid).
+    fn write_all(
+        &self,
+        items: impl Iterator<Item = Result<(ChunkHash, Vec<u8>), BlobError>>,
+    ) -> Result<(), BlobError> {
+        let mut items = items.peekable();
+        let Some(first) = items.next() else { return Ok(()) };
+        if items.peek().is_none() {
+            // One blob: no threads.
+            let (hash, bytes) = first?;
+            return self.put_unsynced(&hash, &bytes)?.map(|dir| sync_dir(&dir)).transpose().map(|_| ());
+        }
+        let (tx, rx) = mpsc::sync_channel::<(ChunkHash, Vec<u8>)>(WRITERS * 2);
+        let rx = Mutex::new(rx);
+        let failed: Mutex<Option<BlobError>> = Mutex::new(None);
+        let dirs: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+        std::thread::scope(|scope| {
+            for _ in 0..WRITERS {
+                // After a failure, writers keep draining the channel without
+                // writing, so the producer can never block on a full channel
+                // with nobody reading it.
+                scope.spawn(|| loop {
+                    let Ok((hash, bytes)) = lock(&rx).recv() else { break };
+                    if lock(&failed).is_some() {
+                        continue;
+                    }
+                    match self.put_unsynced(&hash, &bytes) {
+                        Ok(Some(dir)) => {
+                            lock(&dirs).insert(dir);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            lock(&failed).get_or_insert(e);
+                        }
+                    }
+                });
+            }
+            for item in std::iter::once(first).chain(items) {
+                let sent = match item {
+                    Ok(blob) => tx.send(blob).is_ok(),
+                    Err(e) => {
+                        lock(&failed).get_or_insert(e);
+                        false
+                    }
+                };
+                if !sent || lock(&failed).is_some() {
+                    break;
+                }
+            }
+            drop(tx);
+        });
+        if let Some(e) = lock(&failed).take() {
+            return Err(e);
+        }
+        // Each blob file is fsynced; their renames become durable here, once
+        // per directory, before anything (a manifest) names them.
+        let dirs: Vec<PathBuf> = std::mem::take(&mut *lock(&dirs)).into_iter().collect();
+        let per_thread = dirs.len().div_ceil(WRITERS).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                dirs.chunks(per_thread).map(|group| scope.spawn(move || group.iter().try_for_each(|d| sync_dir(d)))).collect();
+            handles.into_iter().try_for_each(|h| h.join().unwrap_or(Ok(())))
+        })
     }
 
     /// Stores the encoded manifest under its id; returns the id.

@@ -126,6 +126,32 @@ impl Store {
         Ok(updated)
     }
 
+    /// Removes a contact and revokes the invitations it redeemed (so that
+    /// replaying one cannot bring it back), in one transaction; returns the
+    /// contact if it existed.
+    pub fn remove_contact_and_revoke(&self, peer: &[u8]) -> Result<Option<ContactRecord>> {
+        let txn = self.db.begin_write()?;
+        let removed = {
+            let mut contacts = txn.open_table(CONTACTS)?;
+            let removed = contacts.remove(peer)?.map(|v| decode(v.value(), "contact")).transpose()?;
+            let mut invitations = txn.open_table(INVITATIONS)?;
+            let mut revoke = Vec::new();
+            for row in invitations.iter()? {
+                let (k, v) = row?;
+                let record: InvitationRecord = decode(v.value(), "invitation")?;
+                if record.used_by.as_ref().is_some_and(|u| u.peer == peer) && !record.revoked {
+                    revoke.push((k.value().to_vec(), InvitationRecord { revoked: true, ..record }));
+                }
+            }
+            for (id, record) in revoke {
+                invitations.insert(id.as_slice(), encode(&record)?.as_slice())?;
+            }
+            removed
+        };
+        txn.commit()?;
+        Ok(removed)
+    }
+
     /// Removes a contact; returns it if it existed.
     pub fn remove_contact(&self, peer: &[u8]) -> Result<Option<ContactRecord>> {
         let txn = self.db.begin_write()?;
@@ -331,7 +357,8 @@ mod tests {
     fn a_pairing_commits_invitation_and_contact_together() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db.redb")).expect("open");
-        let record = InvitationRecord { secret: vec![1; 32], created_at: 1, expires_at: 2, used_by: None };
+        let record =
+            InvitationRecord { secret: vec![1; 32], created_at: 1, expires_at: 2, used_by: None, revoked: false };
         store.add_invitation(&[7; 16], &record).expect("add");
         let mut used = record.clone();
         used.used_by = Some(hearth_protocol::pairing::Redemption { peer: b"j".to_vec(), name: "j".into(), at: 2 });

@@ -290,8 +290,13 @@ impl EventLoop {
             expires_at: now + ttl,
         };
         let text = invitation.encode().map_err(|e| ApiError::internal(e.to_string()))?;
-        let record =
-            InvitationRecord { secret: secret.to_vec(), created_at: now, expires_at: now + ttl, used_by: None };
+        let record = InvitationRecord {
+            secret: secret.to_vec(),
+            created_at: now,
+            expires_at: now + ttl,
+            used_by: None,
+            revoked: false,
+        };
         self.store.add_invitation(&invitation.token_id(), &record).map_err(ApiError::internal)?;
         info!(id = %hex::encode(invitation.token_id()), "created an invitation valid until {}", rfc3339(now + ttl));
         Ok(InviteView {
@@ -376,7 +381,7 @@ impl EventLoop {
             return Err(ApiError::not_found(format!("no contact named \"{name}\"; see `hearth contacts`")));
         };
         let view = self.view(peer, record);
-        self.store.remove_contact(peer).map_err(ApiError::internal)?;
+        self.store.remove_contact_and_revoke(peer).map_err(ApiError::internal)?;
         if let Ok(id) = PeerId::from_bytes(peer) {
             self.redial.remove(&id);
             self.refused_by.remove(&id);
@@ -502,6 +507,11 @@ impl EventLoop {
                 if let Some(join) = self.joins.remove(&request_id) {
                     let addrs: Vec<String> = join.addrs.iter().map(|a| a.to_string()).collect();
                     let message = match error {
+                        OutboundFailure::DialFailure if join.joiner.expired() => format!(
+                            "this invitation has expired, and {} could not be reached to confirm an earlier \
+                             pairing; ask for a new one with `hearth invite`",
+                            join.joiner.invitation().inviter_name
+                        ),
                         OutboundFailure::DialFailure => format!(
                             "could not reach {} at {}: is their node running and reachable from here?",
                             join.joiner.invitation().inviter_name,
