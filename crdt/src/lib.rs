@@ -6,6 +6,8 @@
 //!
 //! - [`doc`]: the share document (Automerge), its signed changes and the
 //!   authorisation of every remote change against the membership.
+//! - [`folder`]: the shared folder read from a document (tree + file
+//!   versions, conflict copies) and the local editor that writes to it.
 //! - [`tree`]: the shared-folder tree as a replicated tree with a move
 //!   operation (Kleppmann et al. 2021): an op log folded in a total order,
 //!   undo/apply/redo for late ops, cycle-making moves skipped, deterministic
@@ -15,5 +17,6 @@
 //!   conflict names).
 
 pub mod doc;
+pub mod folder;
 pub mod names;
 pub mod tree;

@@ -1,0 +1,253 @@
+//! The shared folder as members see it: the [`Tree`] of moves plus each
+//! entry's file version, both stored in the [`ShareDoc`].
+//!
+//! Storage in the document:
+//! - `moves[<lamport:016x>-<actor hex>]` = CBOR of a [`MoveOp`] with that id.
+//!   Ops are immutable; `doc` refuses a move keyed with another author, and
+//!   [`Folder::from_doc`] skips a value whose op id does not match its key.
+//! - `entries[<entry hex>].version` = CBOR of a [`Version`]: kind, content id
+//!   (the file's manifest id), size, mtime, executable bit, and who wrote it.
+//!   One register holds a whole version, so concurrent edits leave complete
+//!   competing versions (never the size of one and the content of another).
+//!
+//! Reading: the winning version (Automerge's deterministic pick) is the file
+//! at its display path; every other concurrent version is a **conflict copy**
+//! beside it, named `name (conflict from <author> <date>).ext` from data in
+//! the document only, so every member computes the same names. Writing a new
+//! version supersedes all the versions it has seen, which resolves a conflict.
+//!
+//! Pure: ids and times come from the caller.
+
+use std::collections::BTreeMap;
+
+use automerge::ScalarValue;
+use serde::{Deserialize, Serialize};
+
+use crate::doc::{DocError, ShareDoc};
+use crate::names;
+use crate::tree::{EntryId, MoveOp, OpId, Tree};
+
+/// File or folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A regular file with content.
+    File,
+    /// A folder.
+    Dir,
+}
+
+/// One version of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// File or folder.
+    pub kind: Kind,
+    /// The content's manifest id (BLAKE3), for files.
+    #[serde(with = "serde_bytes")]
+    pub content: Vec<u8>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, Unix milliseconds.
+    pub mtime_ms: i64,
+    /// Executable bit.
+    pub exec: bool,
+    /// The author's peer id.
+    #[serde(with = "serde_bytes")]
+    pub author: Vec<u8>,
+    /// The author's own display name, for conflict names.
+    pub author_name: String,
+    /// Unix seconds of the edit, for conflict names.
+    pub at: i64,
+}
+
+/// One thing to have on disk: an entry's winning version at its path, or a
+/// conflict copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The entry.
+    pub entry: EntryId,
+    /// Display path components below the share root.
+    pub path: Vec<String>,
+    /// The version to show there.
+    pub version: Version,
+    /// `None` for the winning version; `Some(i)` for the i-th losing one.
+    pub conflict: Option<usize>,
+}
+
+/// The folder read from a document.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    tree: Tree,
+    versions: BTreeMap<EntryId, Vec<Version>>,
+    skipped_values: usize,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn move_key(id: &OpId) -> String {
+    format!("{:016x}-{}", id.lamport, hex(&id.actor))
+}
+
+fn cbor<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Serialising these plain structs into a Vec cannot fail.
+    let _ = ciborium::into_writer(value, &mut out);
+    out
+}
+
+fn from_cbor<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
+    ciborium::from_reader(bytes).ok()
+}
+
+impl Folder {
+    /// Reads the tree and the versions from `doc`. Values that do not decode
+    /// (or a move whose id does not match its key) are skipped and counted.
+    pub fn from_doc(doc: &ShareDoc) -> Folder {
+        let mut skipped_values = 0;
+        let mut ops = Vec::new();
+        for (key, bytes) in doc.moves() {
+            match from_cbor::<MoveOp>(&bytes) {
+                Some(op) if move_key(&op.id) == key => ops.push(op),
+                _ => skipped_values += 1,
+            }
+        }
+        let tree = Tree::from_ops(ops);
+        let mut versions = BTreeMap::new();
+        for entry in tree.entries() {
+            let values: Vec<Version> = doc
+                .entry_field(entry.as_bytes(), "version")
+                .into_iter()
+                .filter_map(|v| match v {
+                    ScalarValue::Bytes(b) => from_cbor(&b),
+                    _ => None,
+                })
+                .collect();
+            if !values.is_empty() {
+                versions.insert(entry, values);
+            }
+        }
+        Folder { tree, versions, skipped_values }
+    }
+
+    /// The tree of moves.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// An entry's versions, winner first (several when edited concurrently).
+    pub fn versions(&self, entry: EntryId) -> &[Version] {
+        self.versions.get(&entry).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Document values that could not be read (corrupt or forged).
+    pub fn skipped_values(&self) -> usize {
+        self.skipped_values
+    }
+
+    /// The next Lamport counter for a local op.
+    pub fn next_lamport(&self) -> u64 {
+        self.tree.lamport_max() + 1
+    }
+
+    /// Everything that should be on disk, below the root (not the trash), in
+    /// path order: folders, files and conflict copies. Entries without a
+    /// version yet (content not described) are left out.
+    pub fn items(&self) -> Vec<Item> {
+        let mut out = Vec::new();
+        for entry in self.tree.entries() {
+            if self.tree.is_in_trash(entry) {
+                continue;
+            }
+            let (Some(path), Some(versions)) = (self.tree.display_path(entry), self.versions.get(&entry)) else {
+                continue;
+            };
+            let Some((winner, losers)) = versions.split_first() else { continue };
+            out.push(Item { entry, path: path.clone(), version: winner.clone(), conflict: None });
+            if winner.kind == Kind::Dir {
+                continue;
+            }
+            let Some((name, dir)) = path.split_last() else { continue };
+            for (i, loser) in losers.iter().enumerate().filter(|(_, v)| v.kind == Kind::File) {
+                let mut copy = dir.to_vec();
+                copy.push(names::conflict_name(name, &loser.author_name, &date(loser.at)));
+                out.push(Item { entry, path: copy, version: loser.clone(), conflict: Some(i) });
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+}
+
+/// Local edits, written to the document (the caller commits and signs).
+pub struct Editor<'a> {
+    doc: &'a mut ShareDoc,
+    actor: Vec<u8>,
+    lamport: u64,
+}
+
+impl<'a> Editor<'a> {
+    /// An editor for `actor` (the local peer id) continuing after `folder`.
+    pub fn new(doc: &'a mut ShareDoc, folder: &Folder, actor: &[u8]) -> Self {
+        Editor { doc, actor: actor.to_vec(), lamport: folder.next_lamport() }
+    }
+
+    fn write_move(&mut self, entry: EntryId, parent: EntryId, name: &str) -> Result<MoveOp, DocError> {
+        let op = MoveOp { id: OpId::new(self.lamport, self.actor.clone()), entry, parent, name: name.to_owned() };
+        self.lamport += 1;
+        self.doc.put_move(&move_key(&op.id), cbor(&op))?;
+        Ok(op)
+    }
+
+    /// Creates `entry` (a fresh random id from the caller) under `parent`.
+    pub fn create(&mut self, entry: EntryId, parent: EntryId, name: &str, version: &Version) -> Result<(), DocError> {
+        self.write_move(entry, parent, name)?;
+        self.set_version(entry, version)
+    }
+
+    /// Records a new version of `entry` (supersedes every version seen).
+    pub fn set_version(&mut self, entry: EntryId, version: &Version) -> Result<(), DocError> {
+        self.doc.put_entry_field(entry.as_bytes(), "version", ScalarValue::Bytes(cbor(version)))
+    }
+
+    /// Renames and/or moves `entry`: its content is not touched.
+    pub fn move_to(&mut self, entry: EntryId, parent: EntryId, name: &str) -> Result<(), DocError> {
+        self.write_move(entry, parent, name).map(|_| ())
+    }
+
+    /// Deletes `entry` (moves it into the trash, where its versions stay).
+    pub fn delete(&mut self, entry: EntryId, name: &str) -> Result<(), DocError> {
+        self.write_move(entry, EntryId::TRASH, name).map(|_| ())
+    }
+}
+
+/// `YYYY-MM-DD HH-MM` (UTC) for Unix seconds, without a clock or a library:
+/// the days-to-civil conversion of Howard Hinnant's date algorithms.
+pub fn date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}-{:02}", secs / 3600, (secs % 3600) / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(date(0), "1970-01-01 00-00");
+        assert_eq!(date(1_795_309_881), "2026-11-22 01-11");
+        assert_eq!(date(951_782_400), "2000-02-29 00-00");
+        assert_eq!(date(-1), "1969-12-31 23-59");
+    }
+}

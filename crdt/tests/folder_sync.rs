@@ -1,0 +1,189 @@
+//! The shared folder between members who sync their signed documents: file
+//! and folder operations, moves as moves, concurrent edits as conflict copies
+//! named the same everywhere, crossed moves without cycles, hostile names.
+
+use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use hearth_crdt::doc::{Role, ShareDoc, Signer, Verifier};
+use hearth_crdt::folder::{Editor, Folder, Kind, Version};
+use hearth_crdt::tree::EntryId;
+
+struct Key(SigningKey, &'static str);
+
+impl Signer for Key {
+    fn peer(&self) -> Vec<u8> {
+        self.0.verifying_key().to_bytes().to_vec()
+    }
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.0.sign(message).to_bytes().to_vec()
+    }
+}
+
+struct Ed25519;
+
+impl Verifier for Ed25519 {
+    fn verify(&self, peer: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        let (Ok(peer), Ok(sig)) = (<[u8; 32]>::try_from(peer), <[u8; 64]>::try_from(signature)) else {
+            return false;
+        };
+        VerifyingKey::from_bytes(&peer)
+            .is_ok_and(|k| k.verify(message, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok())
+    }
+}
+
+struct Member {
+    key: Key,
+    doc: ShareDoc,
+    clock: i64,
+}
+
+impl Member {
+    fn folder(&self) -> Folder {
+        Folder::from_doc(&self.doc)
+    }
+
+    fn edit(&mut self, f: impl FnOnce(&mut Editor, &Key, i64)) {
+        let folder = self.folder();
+        self.clock += 60;
+        let actor = self.key.peer();
+        let mut editor = Editor::new(&mut self.doc, &folder, &actor);
+        f(&mut editor, &self.key, self.clock);
+        self.doc.commit(&self.key, self.clock).expect("commit");
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.folder().items().iter().map(|i| i.path.join("/")).collect()
+    }
+}
+
+fn sync(a: &mut Member, b: &mut Member) {
+    for _ in 0..3 {
+        let to_b = a.doc.changes_for(&b.doc.heads());
+        let rb = b.doc.receive(to_b, &Ed25519);
+        assert!(rb.rejected.is_empty(), "{rb:?}");
+        let to_a = b.doc.changes_for(&a.doc.heads());
+        let ra = a.doc.receive(to_a, &Ed25519);
+        assert!(ra.rejected.is_empty(), "{ra:?}");
+    }
+    assert_eq!(a.doc.heads(), b.doc.heads());
+}
+
+fn file(key: &Key, content: u8, at: i64) -> Version {
+    Version {
+        kind: Kind::File,
+        content: vec![content; 32],
+        size: 10,
+        mtime_ms: at * 1000,
+        exec: false,
+        author: key.peer(),
+        author_name: key.1.into(),
+        at,
+    }
+}
+
+fn dir(key: &Key, at: i64) -> Version {
+    Version { kind: Kind::Dir, content: vec![], size: 0, ..file(key, 0, at) }
+}
+
+fn id(n: u8) -> EntryId {
+    EntryId::from_bytes([n; 16])
+}
+
+fn two_members() -> (Member, Member) {
+    let alice = Key(SigningKey::from_bytes(&[1; 32]), "alice");
+    let bob = Key(SigningKey::from_bytes(&[2; 32]), "bob");
+    let (mut doc, _) = ShareDoc::create(b"s", "Family", &alice, 1_800_000_000).expect("create");
+    doc.set_role(&bob.peer(), Some(Role::ReadWrite)).expect("role");
+    doc.commit(&alice, 1_800_000_000).expect("commit");
+    let bob_doc = ShareDoc::join(&alice.peer(), &bob.peer());
+    let mut a = Member { key: alice, doc, clock: 1_800_000_000 };
+    let mut b = Member { key: bob, doc: bob_doc, clock: 1_800_000_030 };
+    sync(&mut a, &mut b);
+    (a, b)
+}
+
+#[test]
+fn files_and_folders_propagate_and_moves_stay_moves() {
+    let (mut a, mut b) = two_members();
+    a.edit(|e, k, t| {
+        e.create(id(10), EntryId::ROOT, "Photos", &dir(k, t)).expect("dir");
+        e.create(id(11), id(10), "beach.jpg", &file(k, 1, t)).expect("file");
+        e.create(id(12), EntryId::ROOT, "notes.txt", &file(k, 2, t)).expect("file");
+    });
+    sync(&mut a, &mut b);
+    assert_eq!(b.paths(), ["Photos", "Photos/beach.jpg", "notes.txt"]);
+
+    // Bob renames the folder and moves the notes into it: two moves, and the
+    // content ids are unchanged (nothing to transfer again).
+    b.edit(|e, _, _| {
+        e.move_to(id(10), EntryId::ROOT, "Holidays 2026").expect("rename");
+        e.move_to(id(12), id(10), "notes.txt").expect("move");
+    });
+    sync(&mut a, &mut b);
+    assert_eq!(a.paths(), ["Holidays 2026", "Holidays 2026/beach.jpg", "Holidays 2026/notes.txt"]);
+    assert_eq!(a.folder().versions(id(11))[0].content, vec![1; 32]);
+
+    // Delete: gone from the tree, its version kept in the trash.
+    a.edit(|e, _, _| e.delete(id(11), "beach.jpg").expect("delete"));
+    sync(&mut a, &mut b);
+    assert_eq!(b.paths(), ["Holidays 2026", "Holidays 2026/notes.txt"]);
+    assert!(b.folder().tree().is_in_trash(id(11)));
+    assert_eq!(b.folder().versions(id(11)).len(), 1);
+}
+
+#[test]
+fn concurrent_edits_keep_both_versions_with_the_same_names_everywhere() {
+    let (mut a, mut b) = two_members();
+    a.edit(|e, k, t| e.create(id(20), EntryId::ROOT, "budget.ods", &file(k, 1, t)).expect("file"));
+    sync(&mut a, &mut b);
+    a.edit(|e, k, t| e.set_version(id(20), &file(k, 2, t)).expect("edit"));
+    b.edit(|e, k, t| e.set_version(id(20), &file(k, 3, t)).expect("edit"));
+    sync(&mut a, &mut b);
+    let (pa, pb) = (a.paths(), b.paths());
+    assert_eq!(pa, pb);
+    assert_eq!(pa.len(), 2, "{pa:?}");
+    assert!(pa.contains(&"budget.ods".to_owned()));
+    let copy = pa.iter().find(|p| p.contains("(conflict from ")).expect("conflict copy");
+    assert!(copy.ends_with(".ods"), "{copy}");
+    let contents: Vec<Vec<u8>> = a.folder().items().iter().map(|i| i.version.content.clone()).collect();
+    assert!(contents.contains(&vec![2; 32]) && contents.contains(&vec![3; 32]), "nothing lost");
+
+    // Writing a new version resolves the conflict.
+    b.edit(|e, k, t| e.set_version(id(20), &file(k, 4, t)).expect("resolve"));
+    sync(&mut a, &mut b);
+    assert_eq!(a.paths(), ["budget.ods"]);
+}
+
+#[test]
+fn crossed_moves_and_same_names_converge_without_losing_entries() {
+    let (mut a, mut b) = two_members();
+    a.edit(|e, k, t| {
+        e.create(id(30), EntryId::ROOT, "A", &dir(k, t)).expect("dir");
+        e.create(id(31), EntryId::ROOT, "B", &dir(k, t)).expect("dir");
+    });
+    sync(&mut a, &mut b);
+    // A into B on one side, B into A on the other: one of them must lose.
+    a.edit(|e, _, _| e.move_to(id(30), id(31), "A").expect("move"));
+    b.edit(|e, _, _| e.move_to(id(31), id(30), "B").expect("move"));
+    // Both create "Report.pdf" at the root concurrently.
+    a.edit(|e, k, t| e.create(id(32), EntryId::ROOT, "Report.pdf", &file(k, 5, t)).expect("file"));
+    b.edit(|e, k, t| e.create(id(33), EntryId::ROOT, "report.PDF", &file(k, 6, t)).expect("file"));
+    sync(&mut a, &mut b);
+    assert_eq!(a.paths(), b.paths());
+    a.folder().tree().check_invariants().expect("no cycle, all reachable");
+    let paths = a.paths();
+    assert_eq!(paths.len(), 4, "{paths:?}");
+    assert!(paths.iter().any(|p| p.contains("(2)")), "colliding names are numbered: {paths:?}");
+}
+
+#[test]
+fn hostile_names_from_a_member_are_skipped_everywhere() {
+    let (mut a, mut b) = two_members();
+    b.edit(|e, k, t| {
+        e.create(id(40), EntryId::ROOT, "../../etc/passwd", &file(k, 7, t)).expect("written");
+        e.create(id(41), EntryId::ROOT, "CON.txt", &file(k, 7, t)).expect("written");
+        e.create(id(42), EntryId::ROOT, "ok.txt", &file(k, 8, t)).expect("written");
+    });
+    sync(&mut a, &mut b);
+    assert_eq!(a.paths(), ["ok.txt"]);
+    assert_eq!(b.paths(), ["ok.txt"]);
+}
