@@ -28,7 +28,7 @@ use crate::names;
 use crate::tree::{EntryId, MoveOp, OpId, Tree};
 
 /// File or folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A regular file with content.
@@ -58,6 +58,10 @@ pub struct Version {
     pub author_name: String,
     /// Unix seconds of the edit, for conflict names.
     pub at: i64,
+    /// Length of the encoded manifest (files), so that a member can fetch
+    /// the manifest blob in one request.
+    #[serde(default)]
+    pub manifest_len: u32,
 }
 
 /// One thing to have on disk: an entry's winning version at its path, or a

@@ -77,6 +77,7 @@ fn file(key: &Key, content: u8, at: i64) -> Version {
         author: key.peer(),
         author_name: key.1.into(),
         at,
+        manifest_len: 0,
     }
 }
 

@@ -280,9 +280,15 @@ fn duplicates_are_idempotent_and_reused_ids_resolve_the_same_everywhere() {
     let mut two = Tree::from_ops([create.clone()]);
     assert_eq!(two.apply(second.clone()), ApplyOutcome::Moved);
     assert_eq!(two.apply(first.clone()), ApplyOutcome::IdReused { replaced: false });
-    let three = Tree::from_ops([first, create, second]);
+    let three = Tree::from_ops([first.clone(), create.clone(), second.clone()]);
+    let mut four = Tree::from_ops([create.clone(), first.clone()]);
+    assert_eq!(four.apply_all([second.clone()]), 0, "not a new id");
+    let mut five = Tree::from_ops([create, second]);
+    assert_eq!(five.apply_all([first]), 0);
     assert_eq!(one, two);
     assert_eq!(one, three);
+    assert_eq!(one, four);
+    assert_eq!(one, five);
     assert_eq!(one.display_name(b).as_deref(), Some("aaa"));
 }
 
@@ -317,6 +323,25 @@ fn numbers_skip_names_that_are_taken() {
     // Group "a (2).txt" is numbered first: d becomes "a (2) (2).TXT"; then c
     // cannot be "A (2).TXT" (taken by b), so it is "A (3).TXT".
     assert_eq!(names, ["A (2).txt", "a (2) (2).TXT", "a.txt", "A (3).TXT"]);
+    tree.check_invariants().expect("distinct display names");
+}
+
+#[test]
+fn numbers_stay_distinct_when_long_names_are_shortened() {
+    // Two groups of 255-byte names that differ only in their last letter:
+    // numbering shortens the stems to the same prefix, so the second group
+    // must take the next number.
+    let stem = "x".repeat(250);
+    let ops = [
+        op(1, "A", e(1), ROOT, &format!("{stem}a.txt")),
+        op(2, "A", e(2), ROOT, &format!("{stem}A.txt")),
+        op(3, "A", e(3), ROOT, &format!("{stem}b.txt")),
+        op(4, "A", e(4), ROOT, &format!("{stem}B.txt")),
+    ];
+    let tree = Tree::from_ops(ops);
+    let short = &stem[..247];
+    assert_eq!(tree.display_name(e(2)), Some(format!("{short} (2).txt")));
+    assert_eq!(tree.display_name(e(4)), Some(format!("{short} (3).txt")));
     tree.check_invariants().expect("distinct display names");
 }
 

@@ -84,6 +84,7 @@ pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
         .route("/v1/shares/{share}/leave", post(share_leave))
         .route("/v1/shares/{share}/role", post(share_role))
         .route("/v1/shares/{share}/doc", get(share_doc))
+        .route("/v1/shares/{share}/scan", post(share_scan))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
@@ -206,4 +207,8 @@ async fn share_role(
 
 async fn share_doc(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     share(&s, ShareOp::Doc(id)).await
+}
+
+async fn share_scan(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    share(&s, ShareOp::Scan(id)).await
 }

@@ -164,6 +164,11 @@ pub enum ShareCommand {
         /// Contact name.
         contact: String,
     },
+    /// Scan the folder now for local edits (done automatically every few seconds).
+    Scan {
+        /// Share name or id.
+        share: String,
+    },
     /// Write the share's Automerge document (loadable by any Automerge).
     Doc {
         /// Share name or id.
@@ -365,6 +370,10 @@ async fn share(client: &Client, action: ShareCommand) -> Result<()> {
         ShareCommand::RemoveMember { share, contact } => {
             client.share_set_role(&share, &contact, None).await?;
             println!("removed {contact} from {share}; they receive nothing more");
+        }
+        ShareCommand::Scan { share } => {
+            let report = client.share_scan(&share).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         ShareCommand::Doc { share, out } => {
             let bytes = client.share_doc(&share).await?;

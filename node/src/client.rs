@@ -141,6 +141,12 @@ impl Client {
         self.call(self.post(&format!("/v1/shares/{}/role", percent_encode(share)), &body)).await
     }
 
+    /// `POST /v1/shares/{share}/scan`: record local edits and write remote
+    /// ones now; returns what was recorded and written.
+    pub async fn share_scan(&self, share: &str) -> Result<serde_json::Value> {
+        self.call(self.post(&format!("/v1/shares/{}/scan", percent_encode(share)), &())).await
+    }
+
     /// `GET /v1/shares/{share}/doc`: the Automerge document bytes.
     pub async fn share_doc(&self, share: &str) -> Result<Vec<u8>> {
         let url = format!("{}/v1/shares/{}/doc", self.base, percent_encode(share));

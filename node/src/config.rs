@@ -31,6 +31,13 @@ pub struct Config {
     /// Longest wait between two attempts to reach an offline contact.
     #[serde(default = "default_max_backoff")]
     pub reconnect_max_backoff_secs: u64,
+    /// Seconds between two scans of the shared folders for local edits.
+    #[serde(default = "default_rescan")]
+    pub rescan_secs: u64,
+}
+
+fn default_rescan() -> u64 {
+    10
 }
 
 fn default_listen() -> Vec<String> {
@@ -63,6 +70,7 @@ impl Config {
             mdns: true,
             stranger_grace_secs: default_stranger_grace(),
             reconnect_max_backoff_secs: default_max_backoff(),
+            rescan_secs: default_rescan(),
         }
     }
 

@@ -64,7 +64,8 @@ pub async fn start(home: &Home) -> Result<RunningNode> {
             .await
     });
     let (stop_net, net_stopped) = oneshot::channel();
-    let shares = crate::share::Shares::load(store.clone(), home.identity()?)?;
+    let blobs = Arc::new(crate::blobs::BlobStore::open(home.path("blobs"))?);
+    let shares = crate::share::Shares::load(store.clone(), home.identity()?, blobs, config.name.clone())?;
     let event_loop = EventLoop::new(swarm, store, config, api_addr.to_string(), commands_rx, shares);
     let net_task = tokio::spawn(event_loop.run(net_stopped));
 

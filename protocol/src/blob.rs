@@ -300,13 +300,15 @@ impl Manifest {
         if bytes.len() > total {
             return Err(ManifestError::TrailingBytes { extra: bytes.len() - total });
         }
-        let declared = u64::from_be_bytes(bytes[1..9].try_into().unwrap_or_default());
+        let mut size = [0u8; 8];
+        size.copy_from_slice(&bytes[1..9]);
+        let declared = u64::from_be_bytes(size);
         let mut chunks = Vec::with_capacity((total - MANIFEST_HEADER_LEN) / MANIFEST_ENTRY_LEN);
         let mut sum = 0u64;
         for (index, entry) in bytes[MANIFEST_HEADER_LEN..].chunks_exact(MANIFEST_ENTRY_LEN).enumerate() {
             let mut hash = [0u8; 32];
             hash.copy_from_slice(&entry[..32]);
-            let len = u32::from_be_bytes(entry[32..].try_into().unwrap_or_default());
+            let len = u32::from_be_bytes([entry[32], entry[33], entry[34], entry[35]]);
             check_chunk_len(index, len)?;
             sum += u64::from(len);
             chunks.push(ChunkRef { hash: ChunkHash(hash), len });
@@ -834,7 +836,7 @@ impl Fetcher {
     pub fn on_data(&mut self, now: u64, peer: &[u8], get: &Get, bytes: Vec<u8>) -> Outcome {
         self.advance(now);
         let Some(chunk) = self.pending.get(&get.hash) else { return Outcome::Ignored };
-        if get.offset % self.config.part_size != 0 {
+        if !get.offset.is_multiple_of(self.config.part_size) {
             return Outcome::Ignored;
         }
         let key = (get.hash, get.offset / self.config.part_size);

@@ -35,6 +35,7 @@ pub fn loopback_config(name: &str, quic_port: u16, tcp_port: u16) -> Config {
         mdns: false,
         stranger_grace_secs: 2,
         reconnect_max_backoff_secs: 2,
+        rescan_secs: 1,
         ..Config::new(name.to_owned())
     }
 }

@@ -13,7 +13,7 @@ use hearth_node::net::codec::Wire;
 use hearth_protocol::contact::{self, Hello, HelloResponse};
 use hearth_protocol::pairing::{self, PairRequest, PairResponse, RejectReason};
 use hearth_protocol::token::Invitation;
-use hearth_tests::{eventually, log_lines_with, TestNode};
+use hearth_tests::{log_lines_with, TestNode};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm};

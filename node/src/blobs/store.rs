@@ -252,10 +252,7 @@ impl BlobStore {
     /// producer) durably, then makes the renames durable, before returning.
     /// The first error stops the producer and is returned; blobs already
     /// written stay (they are valid).
-    fn write_all(
-        &self,
-        items: impl Iterator<Item = Result<(ChunkHash, Vec<u8>), BlobError>>,
-    ) -> Result<(), BlobError> {
+    fn write_all(&self, items: impl Iterator<Item = Result<(ChunkHash, Vec<u8>), BlobError>>) -> Result<(), BlobError> {
         let mut items = items.peekable();
         let Some(first) = items.next() else { return Ok(()) };
         if items.peek().is_none() {
@@ -310,8 +307,10 @@ impl BlobStore {
         let dirs: Vec<PathBuf> = std::mem::take(&mut *lock(&dirs)).into_iter().collect();
         let per_thread = dirs.len().div_ceil(WRITERS).max(1);
         std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                dirs.chunks(per_thread).map(|group| scope.spawn(move || group.iter().try_for_each(|d| sync_dir(d)))).collect();
+            let handles: Vec<_> = dirs
+                .chunks(per_thread)
+                .map(|group| scope.spawn(move || group.iter().try_for_each(|d| sync_dir(d))))
+                .collect();
             handles.into_iter().try_for_each(|h| h.join().unwrap_or(Ok(())))
         })
     }

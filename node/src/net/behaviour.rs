@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use hearth_protocol::{contact, pairing, share};
+use hearth_protocol::{blob, contact, pairing, share};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
@@ -23,6 +23,9 @@ pub type ContactCodec = FrameCodec<contact::Hello, contact::HelloResponse>;
 
 /// Codec of `/hearth/share/1`.
 pub type ShareCodec = FrameCodec<share::ShareRequest, share::ShareResponse>;
+
+/// Codec of `/hearth/blob/1`.
+pub type BlobCodec = FrameCodec<blob::Get, blob::Response>;
 
 /// Identify protocol version string; peers with another major are not Hearth.
 pub const IDENTIFY_PROTOCOL: &str = "/hearth/id/1";
@@ -42,6 +45,8 @@ pub struct Behaviour {
     pub contact: request_response::Behaviour<ContactCodec>,
     /// Shared folders: invitations and document sync.
     pub share: request_response::Behaviour<ShareCodec>,
+    /// Content-addressed chunks, served to share members.
+    pub blob: request_response::Behaviour<BlobCodec>,
 }
 
 impl Behaviour {
@@ -70,7 +75,12 @@ impl Behaviour {
             share: request_response::Behaviour::with_codec(
                 ShareCodec::new(share::MAX_MESSAGE),
                 [(StreamProtocol::new(share::PROTOCOL), ProtocolSupport::Full)],
-                rr_config,
+                rr_config.clone(),
+            ),
+            blob: request_response::Behaviour::with_codec(
+                BlobCodec::new(blob::MAX_MESSAGE),
+                [(StreamProtocol::new(blob::PROTOCOL), ProtocolSupport::Full)],
+                rr_config.with_max_concurrent_streams(256),
             ),
         })
     }

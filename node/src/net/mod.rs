@@ -83,6 +83,8 @@ pub enum ShareOp {
     SetRole { share: String, contact: String, role: Option<String> },
     /// The Automerge document.
     Doc(String),
+    /// Scan the directory now (normally done on a timer).
+    Scan(String),
 }
 
 /// The answer to a [`ShareOp`].

@@ -8,10 +8,12 @@
 //! `ShareDoc::receive`, which verifies signatures and roles, so a read-only
 //! member's or a stranger's change is never applied nor forwarded.
 //!
-//! Still to come (issue 3): scanning the directory into the document,
-//! fetching contents (`blobs`) and writing them to disk, the tree of moves,
-//! conflicts, versions and trash.
+//! The directory itself is handled by [`fs`]: scans record local edits into
+//! the document, and every applied remote change is written to disk. Still
+//! to come (issue 3): a file-system watcher (scans run on a timer and on
+//! request), versions and trash commands, `.hearthignore`, progress.
 
+pub mod fs;
 pub mod keys;
 
 use std::collections::BTreeMap;
@@ -26,7 +28,12 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::api::ApiError;
+use crate::blobs::BlobStore;
 use crate::store::{ShareRecord, Store};
+use fs::{Index, ScanReport, ShareFs, WriteReport};
+use hearth_crdt::folder::{Editor, Folder};
+use hearth_crdt::tree::EntryId;
+use hearth_protocol::blob::ChunkHash;
 use keys::{NodeSigner, PeerVerifier};
 
 /// A message for the event loop to send.
@@ -122,14 +129,21 @@ pub struct Shares {
     /// Last heads each member told us, per share (in memory: after a restart
     /// the first exchange starts from "unknown", which costs one round trip).
     peer_heads: BTreeMap<(Vec<u8>, Vec<u8>), Vec<ChangeHash>>,
+    blobs: Arc<BlobStore>,
+    indexes: BTreeMap<Vec<u8>, Index>,
+    name: String,
+    /// Content each share still needs from other members (manifest id ->
+    /// encoded manifest length).
+    wanted: BTreeMap<Vec<u8>, BTreeMap<ChunkHash, u32>>,
 }
 
 impl Shares {
     /// Loads every share and the documents of those that have one.
-    pub fn load(store: Arc<Store>, key: Keypair) -> anyhow::Result<Self> {
+    pub fn load(store: Arc<Store>, key: Keypair, blobs: Arc<BlobStore>, name: String) -> anyhow::Result<Self> {
         let local = key.public().to_peer_id().to_bytes();
         let mut records = BTreeMap::new();
         let mut docs = BTreeMap::new();
+        let mut indexes = BTreeMap::new();
         for (id, record) in store.shares()? {
             if let Some((bytes, sigs)) = store.share_doc(&id)? {
                 let signatures =
@@ -137,9 +151,131 @@ impl Shares {
                 let doc = ShareDoc::load(&bytes, signatures, &record.owner, &local)?;
                 docs.insert(id.clone(), doc);
             }
+            if let Some(bytes) = store.share_index(&id)? {
+                let index: Index = ciborium::from_reader(bytes.as_slice())
+                    .map_err(|e| anyhow::anyhow!("the index of share {} is corrupted: {e}", hex(&id)))?;
+                indexes.insert(id.clone(), index);
+            }
             records.insert(id, record);
         }
-        Ok(Self { store, key, local, records, docs, peer_heads: BTreeMap::new() })
+        Ok(Self {
+            store,
+            key,
+            local,
+            records,
+            docs,
+            peer_heads: BTreeMap::new(),
+            blobs,
+            indexes,
+            name,
+            wanted: BTreeMap::new(),
+        })
+    }
+
+    /// The blob store (to serve and store content).
+    pub fn blobs(&self) -> &Arc<BlobStore> {
+        &self.blobs
+    }
+
+    /// Active shares whose content is incomplete: manifest ids to fetch.
+    pub fn wanted(&self) -> Vec<(Vec<u8>, BTreeMap<ChunkHash, u32>)> {
+        self.wanted.iter().filter(|(_, w)| !w.is_empty()).map(|(id, w)| (id.clone(), w.clone())).collect()
+    }
+
+    /// The members of share `id` other than us.
+    pub fn members_of(&self, id: &[u8]) -> Vec<Vec<u8>> {
+        self.docs
+            .get(id)
+            .map(|d| d.members().into_iter().map(|(p, _)| p).filter(|p| *p != self.local).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `peer` is a member of an active share here (may read blobs).
+    pub fn is_member_anywhere(&self, peer: &[u8]) -> bool {
+        self.records
+            .iter()
+            .any(|(id, r)| r.state == "active" && self.docs.get(id).is_some_and(|d| d.role_of(peer).is_some()))
+    }
+
+    fn save_index(&self, id: &[u8]) {
+        if let Some(index) = self.indexes.get(id) {
+            let mut bytes = Vec::new();
+            if ciborium::into_writer(index, &mut bytes).is_ok() {
+                if let Err(e) = self.store.put_share_index(id, &bytes) {
+                    warn!("cannot save the index of share {}: {e:#}", hex(id));
+                }
+            }
+        }
+    }
+
+    /// Scans share `id`'s directory and records local edits; pushes them.
+    pub fn scan(
+        &mut self,
+        id: &[u8],
+        now: u64,
+        online: &dyn Fn(&PeerId) -> bool,
+    ) -> Result<(ScanReport, Vec<Outgoing>), ApiError> {
+        let record = self.records.get(id).ok_or_else(|| ApiError::not_found("no such share"))?;
+        if record.state != "active" {
+            return Err(ApiError::conflict(format!("share {:?} is {}", record.name, record.state)));
+        }
+        if record.role == "read-only" {
+            // Local edits of a read-only member stay local: nothing to record.
+            return Ok((ScanReport::default(), Vec::new()));
+        }
+        let root = PathBuf::from(record.path.clone().ok_or_else(|| ApiError::internal("active share without a path"))?);
+        let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::internal("share has no document"))?;
+        let folder = Folder::from_doc(doc);
+        let index = self.indexes.entry(id.to_vec()).or_default();
+        let report = {
+            let mut editor = Editor::new(doc, &folder, &self.local);
+            ShareFs::new(&root, &self.blobs, index).scan(
+                &folder,
+                &mut editor,
+                (&self.local, &self.name),
+                now as i64,
+                || EntryId::from_bytes(rand::random()),
+            )
+        };
+        for problem in &report.problems {
+            warn!(share = %hex(id), "{problem}");
+        }
+        let out = if report.changed() {
+            info!(share = %hex(id), created = report.created, edited = report.edited, moved = report.moved, deleted = report.deleted, "recorded local changes");
+            self.commit_and_push(id, now, online)?
+        } else {
+            Vec::new()
+        };
+        self.save_index(id);
+        Ok((report, out))
+    }
+
+    /// Writes share `id`'s document to its directory; remembers what content
+    /// is still missing.
+    pub fn write_out(&mut self, id: &[u8]) -> Option<WriteReport> {
+        let record = self.records.get(id)?;
+        if record.state != "active" {
+            return None;
+        }
+        let root = PathBuf::from(record.path.clone()?);
+        let doc = self.docs.get(id)?;
+        let folder = Folder::from_doc(doc);
+        let index = self.indexes.entry(id.to_vec()).or_default();
+        let report = ShareFs::new(&root, &self.blobs, index).materialise(&folder);
+        for problem in &report.problems {
+            warn!(share = %hex(id), "{problem}");
+        }
+        if report.written + report.moved + report.removed + report.folders > 0 {
+            info!(share = %hex(id), written = report.written, moved = report.moved, removed = report.removed, "wrote remote changes to disk");
+        }
+        self.wanted.insert(id.to_vec(), report.missing.clone());
+        self.save_index(id);
+        Some(report)
+    }
+
+    /// Ids of active shares.
+    pub fn active(&self) -> Vec<Vec<u8>> {
+        self.records.iter().filter(|(_, r)| r.state == "active").map(|(id, _)| id.clone()).collect()
     }
 
     /// Resolves a share named by id (or unique id prefix) or by name.
@@ -449,6 +585,7 @@ impl Shares {
         }
         if applied > 0 {
             info!(share = %hex(id), %from, "applied {applied} change(s)");
+            self.write_out(id);
         }
         (applied, rejected)
     }

@@ -17,7 +17,10 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use tables::{ContactRecord, ListenPorts, Origin, ShareRecord};
-use tables::{CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_SIGS};
+use tables::{CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_INDEX, SHARE_SIGS};
+
+/// Signatures of a share document's changes: (change hash, signature).
+pub type Signatures = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Handle on the database; cheap to share behind an `Arc`.
 pub struct Store {
@@ -60,6 +63,7 @@ impl Store {
             txn.open_table(SHARES)?;
             txn.open_table(SHARE_DOCS)?;
             txn.open_table(SHARE_SIGS)?;
+            txn.open_table(SHARE_INDEX)?;
             if version != SCHEMA_VERSION {
                 meta.insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
             }
@@ -230,7 +234,7 @@ impl Store {
         &self,
         id: &[u8],
         record: &ShareRecord,
-        doc: Option<(&[u8], &[(Vec<u8>, Vec<u8>)])>,
+        doc: Option<(&[u8], &Signatures)>,
     ) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
@@ -250,8 +254,7 @@ impl Store {
     }
 
     /// A share's saved document and all its signatures (hash, signature).
-    #[allow(clippy::type_complexity)]
-    pub fn share_doc(&self, id: &[u8]) -> Result<Option<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>> {
+    pub fn share_doc(&self, id: &[u8]) -> Result<Option<(Vec<u8>, Signatures)>> {
         let txn = self.db.begin_read()?;
         let Some(doc) = txn.open_table(SHARE_DOCS)?.get(id)?.map(|v| v.value().to_vec()) else {
             return Ok(None);
@@ -265,6 +268,21 @@ impl Store {
             out.push((k.value()[id.len()..].to_vec(), v.value().to_vec()));
         }
         Ok(Some((doc, out)))
+    }
+
+    /// A share's local index, as stored bytes.
+    pub fn share_index(&self, id: &[u8]) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SHARE_INDEX)?;
+        Ok(table.get(id)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores a share's local index.
+    pub fn put_share_index(&self, id: &[u8], bytes: &[u8]) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(SHARE_INDEX)?.insert(id, bytes)?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// A node-wide value.

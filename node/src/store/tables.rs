@@ -32,6 +32,10 @@ pub const SHARE_DOCS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shar
 /// Key: share id (16) + change hash (32). Value: the 64-byte signature.
 pub const SHARE_SIGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("share-sigs-1");
 
+/// Each share's local index (what is on disk, as last scanned or written).
+/// Key: share id. Value: CBOR of `share::fs::Index`.
+pub const SHARE_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("share-index-1");
+
 /// How a contact came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

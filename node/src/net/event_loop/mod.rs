@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::behaviour::BehaviourEvent;
+mod fetch;
 mod share;
 
 use super::codec::Wire;
@@ -67,6 +68,11 @@ pub struct EventLoop {
     shares: Shares,
     /// Share requests in flight, with the share they are about.
     share_requests: HashMap<OutboundRequestId, Vec<u8>>,
+    downloads: fetch::Downloads,
+    /// Blob requests in flight: the download and the range asked.
+    blob_requests: HashMap<OutboundRequestId, (hearth_protocol::blob::ChunkHash, hearth_protocol::blob::Get)>,
+    /// When the shares were last scanned.
+    last_scan: Instant,
 }
 
 impl EventLoop {
@@ -95,6 +101,9 @@ impl EventLoop {
             redial: BTreeMap::new(),
             shares,
             share_requests: HashMap::new(),
+            downloads: Default::default(),
+            blob_requests: HashMap::new(),
+            last_scan: Instant::now(),
         }
     }
 
@@ -463,6 +472,7 @@ impl EventLoop {
             BehaviourEvent::Pair(event) => self.on_pair_event(event),
             BehaviourEvent::Contact(event) => self.on_contact_event(event),
             BehaviourEvent::Share(event) => self.on_share_event(event),
+            BehaviourEvent::Blob(event) => self.on_blob_event(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
                 if self.contact(&peer_id).is_some() =>
             {
@@ -681,6 +691,11 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        if now.duration_since(self.last_scan) >= Duration::from_secs(self.config.rescan_secs.max(1)) {
+            self.last_scan = now;
+            self.scan_all();
+        }
+        self.drive_fetches();
         let grace = Duration::from_secs(self.config.stranger_grace_secs);
         let expired: Vec<PeerId> =
             self.strangers.iter().filter(|(_, since)| now.duration_since(**since) > grace).map(|(p, _)| *p).collect();

@@ -21,6 +21,19 @@ fn json<T: serde::Serialize>(value: T) -> Result<ShareReply, ApiError> {
 }
 
 impl EventLoop {
+    /// Scans every active share for local edits (and writes out what the
+    /// document holds that the disk does not, e.g. after a restart).
+    pub(super) fn scan_all(&mut self) {
+        for id in self.shares.active() {
+            let swarm = &self.swarm;
+            match self.shares.scan(&id, now_unix(), &|p| swarm.is_connected(p)) {
+                Ok((_, out)) => self.send_share(out),
+                Err(e) => warn!("cannot scan a share: {}", e.message),
+            }
+            self.shares.write_out(&id);
+        }
+    }
+
     pub(super) fn send_share(&mut self, messages: Vec<Outgoing>) {
         for message in messages {
             let share = message.request.share().to_vec();
@@ -96,6 +109,13 @@ impl EventLoop {
                     contacts.iter().find(|(c, _)| *c == bytes).map(|(_, c)| (c.name.clone(), swarm.is_connected(p)))
                 };
                 json(self.shares.status(&id, &names)?)
+            }
+            ShareOp::Scan(share) => {
+                let id = self.shares.resolve(&share)?;
+                let (report, messages) = self.shares.scan(&id, now, &online)?;
+                out.extend(messages);
+                let written = self.shares.write_out(&id);
+                json(serde_json::json!({ "recorded": report, "written": written }))
             }
             ShareOp::Doc(share) => {
                 let id = self.shares.resolve(&share)?;

@@ -1,0 +1,593 @@
+//! The share directory on disk, kept in step with the share document.
+//!
+//! - [`ShareFs::scan`] records local edits: it walks the directory, compares
+//!   each file with the local index (size and mtime: an unchanged file is not
+//!   read again), imports changed content into the blob store, and writes
+//!   creations, new versions, moves (a path that disappeared and a new path
+//!   with the same content are one move, not a delete and a re-upload) and
+//!   deletions into the document through `crdt::folder::Editor`.
+//! - [`ShareFs::materialise`] writes the document's state to disk: folders,
+//!   moves as renames, new content through a temporary file, fsync and rename,
+//!   and removal of entries deleted elsewhere. It never overwrites a file whose
+//!   on-disk state is not the one the index recorded (an edit not scanned
+//!   yet): that file is left alone and the next scan turns the two edits into
+//!   a conflict, so nothing is lost. Content not yet in the blob store is
+//!   reported as missing, to be fetched from other members.
+//!
+//! Paths from the document go through `names::safe_join`, so nothing outside
+//! the share directory is ever written; symbolic links in the directory are
+//! not followed and are reported.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use hearth_crdt::folder::{Editor, Folder, Kind, Version};
+use hearth_crdt::names;
+use hearth_crdt::tree::EntryId;
+use hearth_protocol::blob::ChunkHash;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
+
+use crate::blobs::BlobStore;
+
+/// Names the node keeps out of the share: its own temporary files, and
+/// editors' lock and swap files.
+pub fn ignored(name: &str) -> bool {
+    name.starts_with(".hearth")
+        || name.starts_with(".tmp")
+        || name.starts_with(".~lock.")
+        || name.starts_with("~$")
+        || name.ends_with(".swp")
+        || name.ends_with('~')
+        || name == ".DS_Store"
+        || name == "Thumbs.db"
+}
+
+/// What the index knows of one path: the entry there and the state of the
+/// file when it was last scanned or written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Indexed {
+    /// The entry at this path.
+    pub entry: EntryId,
+    /// File or folder.
+    pub kind: Kind,
+    /// Manifest id of the content (files).
+    #[serde(with = "serde_bytes")]
+    pub content: Vec<u8>,
+    /// Size on disk.
+    pub size: u64,
+    /// Modification time on disk, Unix ms.
+    pub mtime_ms: i64,
+    /// A conflict copy (a losing concurrent version of `entry`).
+    #[serde(default)]
+    pub conflict: bool,
+}
+
+/// The local index of a share: relative path (`/`-separated) -> state.
+pub type Index = BTreeMap<String, Indexed>;
+
+/// What a scan recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanReport {
+    /// New files and folders.
+    pub created: usize,
+    /// New versions of existing files.
+    pub edited: usize,
+    /// Renames and moves.
+    pub moved: usize,
+    /// Deletions.
+    pub deleted: usize,
+    /// Paths that could not be recorded, with the reason.
+    pub problems: Vec<String>,
+}
+
+impl ScanReport {
+    /// Whether anything was written to the document.
+    pub fn changed(&self) -> bool {
+        self.created + self.edited + self.moved + self.deleted > 0
+    }
+}
+
+/// What a materialisation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteReport {
+    /// Files written (new or new content).
+    pub written: usize,
+    /// Folders created.
+    pub folders: usize,
+    /// Renames and moves applied.
+    pub moved: usize,
+    /// Files and folders removed because they were deleted elsewhere.
+    pub removed: usize,
+    /// Local edits not scanned yet that were left untouched.
+    pub kept_local: usize,
+    /// Content ids (manifests) whose chunks are not all here yet, with the
+    /// length of the encoded manifest.
+    #[serde(skip)]
+    pub missing: BTreeMap<ChunkHash, u32>,
+    /// Problems, per path.
+    pub problems: Vec<String>,
+}
+
+/// One share's directory.
+pub struct ShareFs<'a> {
+    root: &'a Path,
+    blobs: &'a BlobStore,
+    index: &'a mut Index,
+}
+
+fn mtime_ms(meta: &std::fs::Metadata) -> i64 {
+    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(unix)]
+fn is_exec(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_exec(_: &std::fs::Metadata) -> bool {
+    false
+}
+
+fn parent_of(path: &str) -> Option<&str> {
+    path.rsplit_once('/').map(|(p, _)| p)
+}
+
+fn name_of(path: &str) -> &str {
+    path.rsplit_once('/').map(|(_, n)| n).unwrap_or(path)
+}
+
+/// A file or folder found on disk.
+struct Found {
+    kind: Kind,
+    size: u64,
+    mtime_ms: i64,
+    exec: bool,
+}
+
+impl<'a> ShareFs<'a> {
+    /// The share at `root`, with its blob store and index.
+    pub fn new(root: &'a Path, blobs: &'a BlobStore, index: &'a mut Index) -> Self {
+        Self { root, blobs, index }
+    }
+
+    fn walk(&self, report: &mut ScanReport) -> BTreeMap<String, Found> {
+        let mut found = BTreeMap::new();
+        let mut stack = vec![(self.root.to_path_buf(), String::new())];
+        while let Some((dir, rel)) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    report.problems.push(format!("{}: cannot read the folder: {e}", dir.display()));
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
+                let Ok(name) = entry.file_name().into_string() else {
+                    report.problems.push(format!("{}: a name that is not UTF-8 is not shared", entry.path().display()));
+                    continue;
+                };
+                if ignored(&name) {
+                    continue;
+                }
+                let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+                if let Err(e) = names::validate_name(&name) {
+                    report.problems.push(format!("{path}: not shared: {e}"));
+                    continue;
+                }
+                let Ok(meta) = entry.path().symlink_metadata() else { continue };
+                if meta.file_type().is_symlink() {
+                    report.problems.push(format!("{path}: symbolic links are not shared"));
+                    continue;
+                }
+                if meta.is_dir() {
+                    stack.push((entry.path(), path.clone()));
+                    found.insert(path, Found { kind: Kind::Dir, size: 0, mtime_ms: 0, exec: false });
+                } else if meta.is_file() {
+                    let f =
+                        Found { kind: Kind::File, size: meta.len(), mtime_ms: mtime_ms(&meta), exec: is_exec(&meta) };
+                    found.insert(path, f);
+                }
+            }
+        }
+        found
+    }
+
+    /// Records local edits in the document (see the module documentation).
+    /// `new_id` makes fresh entry ids; the caller commits.
+    pub fn scan(
+        &mut self,
+        folder: &Folder,
+        editor: &mut Editor,
+        author: (&[u8], &str),
+        now: i64,
+        mut new_id: impl FnMut() -> EntryId,
+    ) -> ScanReport {
+        let mut report = ScanReport::default();
+        let found = self.walk(&mut report);
+        let version = |kind, (content, manifest_len): (Vec<u8>, u32), f: &Found| Version {
+            kind,
+            content,
+            manifest_len,
+            size: f.size,
+            mtime_ms: f.mtime_ms,
+            exec: f.exec,
+            author: author.0.to_vec(),
+            author_name: author.1.to_owned(),
+            at: now,
+        };
+        // Paths that vanished: candidates for moves (by content), else deletions.
+        let gone: Vec<(String, Indexed)> =
+            self.index.iter().filter(|(p, _)| !found.contains_key(*p)).map(|(p, i)| (p.clone(), i.clone())).collect();
+        let mut gone_by_content: BTreeMap<(Vec<u8>, Kind), Vec<String>> = BTreeMap::new();
+        for (path, indexed) in &gone {
+            if indexed.kind == Kind::File {
+                gone_by_content.entry((indexed.content.clone(), indexed.kind)).or_default().push(path.clone());
+            }
+        }
+        let mut moved_away = BTreeSet::new();
+        // Parents first (BTreeMap order puts "a" before "a/b").
+        for (path, f) in &found {
+            let parent = match parent_of(path) {
+                None => EntryId::ROOT,
+                Some(p) => match self.index.get(p) {
+                    Some(i) => i.entry,
+                    None => {
+                        report.problems.push(format!("{path}: its folder could not be recorded"));
+                        continue;
+                    }
+                },
+            };
+            let name = name_of(path);
+            let known = self.index.get(path).cloned();
+            if let Some(known) = &known {
+                if known.kind == f.kind
+                    && (f.kind == Kind::Dir || (known.size == f.size && known.mtime_ms == f.mtime_ms))
+                {
+                    continue; // unchanged: not read again
+                }
+            }
+            let (content, manifest_len) = match f.kind {
+                Kind::Dir => (Vec::new(), 0),
+                Kind::File => match self.blobs.import_file(&self.root.join(path)) {
+                    Ok(manifest) => (manifest.id().0.to_vec(), manifest.encoded_len() as u32),
+                    Err(e) => {
+                        report.problems.push(format!("{path}: {e}"));
+                        continue;
+                    }
+                },
+            };
+            let result = match known {
+                Some(known) if known.conflict => {
+                    // An edited conflict copy becomes a file of its own, and
+                    // the conflict is resolved in favour of the winner.
+                    let entry = new_id();
+                    report.created += 1;
+                    let winner = folder.versions(known.entry).first().cloned();
+                    editor
+                        .create(entry, parent, name, &version(f.kind, (content.clone(), manifest_len), f))
+                        .and_then(|_| match winner {
+                            Some(w) => editor.set_version(known.entry, &w),
+                            None => Ok(()),
+                        })
+                        .map(|_| entry)
+                }
+                Some(known)
+                    if known.kind == Kind::File
+                        && f.kind == Kind::File
+                        && (!folder.tree().contains(known.entry) || folder.tree().is_in_trash(known.entry)) =>
+                {
+                    // Edited here while deleted elsewhere: the edit wins and
+                    // the file comes back, as a new entry.
+                    let entry = new_id();
+                    report.created += 1;
+                    editor
+                        .create(entry, parent, name, &version(f.kind, (content.clone(), manifest_len), f))
+                        .map(|_| entry)
+                }
+                Some(known)
+                    if known.kind == Kind::File
+                        && f.kind == Kind::File
+                        && known.content != content
+                        && folder.versions(known.entry).first().is_some_and(|w| w.content != known.content) =>
+                {
+                    // The document moved on since this file was last scanned or
+                    // written (another member's edit arrived) and the file was
+                    // edited here too: concurrent edits. The local one becomes a
+                    // conflict copy beside it; the other member's version is
+                    // written at the original name by the next materialisation.
+                    let copy = names::conflict_name(name, author.1, &hearth_crdt::folder::date(now));
+                    let copy_path = match parent_of(path) {
+                        Some(p) => format!("{p}/{copy}"),
+                        None => copy.clone(),
+                    };
+                    if let Err(e) = std::fs::rename(self.root.join(path), self.root.join(&copy_path)) {
+                        report.problems.push(format!("{path}: cannot keep the local version aside: {e}"));
+                        continue;
+                    }
+                    self.index.remove(path);
+                    let entry = new_id();
+                    report.created += 1;
+                    let result =
+                        editor.create(entry, parent, &copy, &version(f.kind, (content.clone(), manifest_len), f));
+                    if result.is_ok() {
+                        let indexed = Indexed {
+                            entry,
+                            kind: f.kind,
+                            content,
+                            size: f.size,
+                            mtime_ms: f.mtime_ms,
+                            conflict: false,
+                        };
+                        self.index.insert(copy_path, indexed);
+                    } else if let Err(e) = result {
+                        report.problems.push(format!("{path}: {e}"));
+                    }
+                    continue;
+                }
+                Some(known) if known.kind == f.kind => {
+                    if known.content == content && f.kind == Kind::File {
+                        // Touched but identical: only the index changes.
+                        Ok(known.entry)
+                    } else {
+                        report.edited += 1;
+                        editor
+                            .set_version(known.entry, &version(f.kind, (content.clone(), manifest_len), f))
+                            .map(|_| known.entry)
+                    }
+                }
+                _ => {
+                    // A path that vanished with the same content is a move.
+                    let from = gone_by_content.get_mut(&(content.clone(), f.kind)).and_then(|paths| paths.pop());
+                    match from.and_then(|p| self.index.get(&p).map(|i| (p, i.entry))) {
+                        Some((old_path, entry)) if folder.tree().contains(entry) => {
+                            moved_away.insert(old_path);
+                            report.moved += 1;
+                            editor.move_to(entry, parent, name).map(|_| entry)
+                        }
+                        _ => {
+                            let entry = new_id();
+                            report.created += 1;
+                            editor
+                                .create(entry, parent, name, &version(f.kind, (content.clone(), manifest_len), f))
+                                .map(|_| entry)
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok(entry) => {
+                    let indexed =
+                        Indexed { entry, kind: f.kind, content, size: f.size, mtime_ms: f.mtime_ms, conflict: false };
+                    self.index.insert(path.clone(), indexed);
+                }
+                Err(e) => report.problems.push(format!("{path}: {e}")),
+            }
+        }
+        // Deepest first, so a folder's deletion follows its content's.
+        for (path, indexed) in gone.iter().rev() {
+            self.index.remove(path);
+            if moved_away.contains(path) {
+                continue;
+            }
+            if indexed.conflict {
+                // Deleting a conflict copy resolves the conflict: the winner stays.
+                if let Some(winner) = folder.versions(indexed.entry).first() {
+                    match editor.set_version(indexed.entry, winner) {
+                        Ok(()) => report.edited += 1,
+                        Err(e) => report.problems.push(format!("{path}: {e}")),
+                    }
+                }
+                continue;
+            }
+            if folder.tree().contains(indexed.entry) && !folder.tree().is_in_trash(indexed.entry) {
+                match editor.delete(indexed.entry, name_of(path)) {
+                    Ok(()) => report.deleted += 1,
+                    Err(e) => report.problems.push(format!("{path}: {e}")),
+                }
+            }
+        }
+        report
+    }
+
+    /// Whether the file at `path` is still what the index recorded.
+    fn unchanged_on_disk(&self, rel: &str, abs: &Path) -> bool {
+        match (self.index.get(rel), abs.symlink_metadata()) {
+            (Some(i), Ok(meta)) => {
+                i.kind == Kind::Dir && meta.is_dir() || (meta.len() == i.size && mtime_ms(&meta) == i.mtime_ms)
+            }
+            (None, Err(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// Writes the document's state to disk (see the module documentation).
+    pub fn materialise(&mut self, folder: &Folder) -> WriteReport {
+        let mut report = WriteReport::default();
+        let items = folder.items();
+        let wanted: BTreeMap<String, &hearth_crdt::folder::Item> =
+            items.iter().map(|i| (i.path.join("/"), i)).collect();
+        let by_entry: BTreeMap<EntryId, String> =
+            items.iter().filter(|i| i.conflict.is_none()).map(|i| (i.entry, i.path.join("/"))).collect();
+
+        // 1. Moves: an indexed entry now wanted elsewhere is renamed on disk.
+        let indexed: Vec<(String, Indexed)> =
+            self.index.iter().filter(|(_, i)| !i.conflict).map(|(p, i)| (p.clone(), i.clone())).collect();
+        for (old, i) in &indexed {
+            let Some(new) = by_entry.get(&i.entry) else { continue };
+            if new == old || wanted.get(old).is_some_and(|w| w.entry == i.entry) {
+                continue;
+            }
+            let (Ok(from), Ok(to)) = (self.abs(old), self.abs(new)) else { continue };
+            if to.exists() || !self.unchanged_on_disk(old, &from) {
+                continue;
+            }
+            if let Some(dir) = to.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            match std::fs::rename(&from, &to) {
+                Ok(()) => {
+                    report.moved += 1;
+                    self.reindex_move(old, new);
+                }
+                Err(e) => report.problems.push(format!("{old} -> {new}: {e}")),
+            }
+        }
+
+        // 2. Folders and files wanted.
+        for (rel, item) in &wanted {
+            let abs = match self.abs(rel) {
+                Ok(p) => p,
+                Err(e) => {
+                    report.problems.push(format!("{rel}: refused: {e}"));
+                    continue;
+                }
+            };
+            let current = self.index.get(rel.as_str());
+            if current.is_some_and(|c| {
+                c.entry == item.entry && c.content == item.version.content && c.kind == item.version.kind
+            }) {
+                continue;
+            }
+            if item.version.kind == Kind::Dir {
+                match std::fs::create_dir_all(&abs) {
+                    Ok(()) => {
+                        report.folders += 1;
+                        let indexed = Indexed {
+                            entry: item.entry,
+                            kind: Kind::Dir,
+                            content: Vec::new(),
+                            size: 0,
+                            mtime_ms: 0,
+                            conflict: false,
+                        };
+                        self.index.insert(rel.clone(), indexed);
+                    }
+                    Err(e) => report.problems.push(format!("{rel}: {e}")),
+                }
+                continue;
+            }
+            if !self.unchanged_on_disk(rel, &abs) {
+                report.kept_local += 1;
+                debug!("{rel}: local edit not scanned yet; left as is");
+                continue;
+            }
+            match self.write_file(rel, &abs, item.entry, &item.version, item.conflict.is_some()) {
+                Ok(true) => report.written += 1,
+                Ok(false) => {
+                    if let Ok(id) = <[u8; 32]>::try_from(item.version.content.as_slice()) {
+                        report.missing.insert(ChunkHash(id), item.version.manifest_len);
+                    }
+                }
+                Err(e) => report.problems.push(format!("{rel}: {e}")),
+            }
+        }
+
+        // 3. Entries no longer wanted anywhere: deleted elsewhere. Deepest first.
+        let stale: Vec<(String, Indexed)> =
+            self.index.iter().filter(|(p, _)| !wanted.contains_key(*p)).map(|(p, i)| (p.clone(), i.clone())).collect();
+        for (rel, i) in stale.iter().rev() {
+            let Ok(abs) = self.abs(rel) else { continue };
+            if !self.unchanged_on_disk(rel, &abs) {
+                report.kept_local += 1;
+                continue;
+            }
+            // The content stays in the blob store and the document's trash.
+            let result = match i.kind {
+                Kind::Dir => std::fs::remove_dir(&abs),
+                Kind::File => std::fs::remove_file(&abs),
+            };
+            match result {
+                Ok(()) => {
+                    report.removed += 1;
+                    self.index.remove(rel);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.index.remove(rel);
+                }
+                Err(e) => {
+                    // A folder that still holds local files stays.
+                    debug!("{rel}: not removed: {e}");
+                }
+            }
+        }
+        if !report.problems.is_empty() {
+            warn!("share {}: {} problem(s) writing files", self.root.display(), report.problems.len());
+        }
+        report
+    }
+
+    fn abs(&self, rel: &str) -> Result<PathBuf, names::JoinError> {
+        let parts: Vec<&str> = rel.split('/').collect();
+        names::safe_join(self.root, &parts)
+    }
+
+    fn reindex_move(&mut self, old: &str, new: &str) {
+        let prefix = format!("{old}/");
+        let moved: Vec<(String, Indexed)> = self
+            .index
+            .iter()
+            .filter(|(p, _)| p.as_str() == old || p.starts_with(&prefix))
+            .map(|(p, i)| (p.clone(), i.clone()))
+            .collect();
+        for (p, i) in moved {
+            self.index.remove(&p);
+            self.index.insert(format!("{new}{}", &p[old.len()..]), i);
+        }
+    }
+
+    /// Writes one file; `Ok(false)` when its content is not all here yet.
+    fn write_file(
+        &mut self,
+        rel: &str,
+        abs: &Path,
+        entry: EntryId,
+        version: &Version,
+        conflict: bool,
+    ) -> anyhow::Result<bool> {
+        let Ok(id) = <[u8; 32]>::try_from(version.content.as_slice()) else {
+            anyhow::bail!("the document names no valid content");
+        };
+        let Some(manifest) = self.blobs.manifest(&ChunkHash(id))? else { return Ok(false) };
+        if !self.blobs.missing(&manifest).is_empty() {
+            return Ok(false);
+        }
+        let dir = abs.parent().ok_or_else(|| anyhow::anyhow!("no parent folder"))?;
+        std::fs::create_dir_all(dir)?;
+        let staged = self.blobs.stage(&manifest, dir, abs)?;
+        // Last check just before the rename: still what the index recorded?
+        if !self.unchanged_on_disk(rel, abs) {
+            return Ok(true);
+        }
+        staged.persist(abs)?;
+        set_times_and_mode(abs, version);
+        let meta = abs.symlink_metadata()?;
+        self.index.insert(
+            rel.to_owned(),
+            Indexed {
+                entry,
+                kind: Kind::File,
+                content: version.content.clone(),
+                size: meta.len(),
+                mtime_ms: mtime_ms(&meta),
+                conflict,
+            },
+        );
+        Ok(true)
+    }
+}
+
+fn set_times_and_mode(path: &Path, version: &Version) {
+    if let Ok(file) = std::fs::File::options().write(true).open(path) {
+        let when = UNIX_EPOCH + std::time::Duration::from_millis(version.mtime_ms.max(0) as u64);
+        let _ = file.set_modified(when);
+    }
+    #[cfg(unix)]
+    if version.exec {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
+    }
+}

@@ -1,0 +1,159 @@
+//! Files in a shared folder between three real nodes on 127.0.0.1: the
+//! directory on disk is the interface. Existing files reach new members,
+//! edits, renames and deletions propagate, a read-only member's edit never
+//! leaves its node, and edits made while a member was offline merge, with
+//! both versions kept when they touched the same file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use hearth_tests::{eventually, TestNode};
+
+const SYNC: Duration = Duration::from_secs(30);
+
+/// Relative path -> content of every file below `root` (node files excluded).
+fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with(".hearth") {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                let rel = path.strip_prefix(root).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+                out.insert(rel, bytes);
+            }
+        }
+    }
+    out
+}
+
+async fn same_tree(a: &Path, b: &Path, what: &str) -> Result<()> {
+    eventually(SYNC, what, || async { Ok(tree(a) == tree(b)) }).await
+}
+
+fn big_file(len: usize, seed: u8) -> Vec<u8> {
+    // Incompressible-looking, deterministic bytes.
+    let mut x = u64::from(seed) + 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+struct Family {
+    alice: TestNode,
+    bob: TestNode,
+    carol: TestNode,
+    dirs: (PathBuf, PathBuf, PathBuf),
+    _tmp: tempfile::TempDir,
+}
+
+/// Alice shares a folder with files; bob joins read-write, carol read-only.
+async fn family() -> Result<Family> {
+    let alice = TestNode::start_new("alice").await?;
+    let bob = TestNode::start_new("bob").await?;
+    let carol = TestNode::start_new("carol").await?;
+    alice.pair_with(&bob).await?;
+    alice.pair_with(&carol).await?;
+    alice.wait_online("bob", SYNC).await?;
+    alice.wait_online("carol", SYNC).await?;
+    let tmp = tempfile::tempdir()?;
+    let a = tmp.path().join("alice");
+    std::fs::create_dir_all(a.join("Photos/2026"))?;
+    std::fs::write(a.join("notes.txt"), b"milk, eggs")?;
+    std::fs::write(a.join("Photos/2026/beach.raw"), big_file(3 * 1024 * 1024 + 17, 1))?;
+    std::fs::write(a.join("Photos/cat.jpg"), big_file(70_000, 2))?;
+    std::fs::write(a.join("empty.txt"), b"")?;
+    alice.client()?.share_create(&a.to_string_lossy(), Some("Family")).await?;
+    alice.client()?.share_invite("Family", "bob", false).await?;
+    alice.client()?.share_invite("Family", "carol", true).await?;
+    let (b, c) = (tmp.path().join("bob"), tmp.path().join("carol"));
+    for (node, dir) in [(&bob, &b), (&carol, &c)] {
+        eventually(SYNC, "the invitation", || async { Ok(!node.client()?.shares().await?.is_empty()) }).await?;
+        node.client()?.share_accept("Family", &dir.to_string_lossy()).await?;
+    }
+    Ok(Family { alice, bob, carol, dirs: (a, b, c), _tmp: tmp })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_renames_and_deletions_reach_every_member() -> Result<()> {
+    let f = family().await?;
+    let (a, b, c) = &f.dirs;
+    same_tree(a, b, "bob to receive the folder").await?;
+    same_tree(a, c, "carol to receive the folder").await?;
+    assert_eq!(tree(b).len(), 4);
+
+    // Bob edits a file: it reaches alice and carol.
+    std::fs::write(b.join("notes.txt"), b"milk, eggs, bread")?;
+    same_tree(b, a, "bob's edit to reach alice").await?;
+    same_tree(b, c, "bob's edit to reach carol").await?;
+    assert_eq!(std::fs::read(a.join("notes.txt"))?, b"milk, eggs, bread");
+
+    // Alice renames a folder with its content: a move, the files follow.
+    std::fs::rename(a.join("Photos"), a.join("Pictures"))?;
+    same_tree(a, b, "the rename to reach bob").await?;
+    assert!(b.join("Pictures/2026/beach.raw").is_file());
+    assert!(!b.join("Photos").exists());
+
+    // Alice deletes a file: gone everywhere.
+    std::fs::remove_file(a.join("Pictures/cat.jpg"))?;
+    same_tree(a, b, "the deletion to reach bob").await?;
+    same_tree(a, c, "the deletion to reach carol").await?;
+
+    // Carol is read-only: her edit stays on her disk and reaches nobody.
+    std::fs::write(c.join("notes.txt"), b"carol was here")?;
+    std::fs::write(c.join("carol.txt"), b"mine")?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(std::fs::read(a.join("notes.txt"))?, b"milk, eggs, bread");
+    assert!(!a.join("carol.txt").exists() && !b.join("carol.txt").exists());
+    assert_eq!(std::fs::read(c.join("notes.txt"))?, b"carol was here", "her local file is not overwritten");
+
+    // Hostile or odd names on disk are not shared, and say so.
+    std::fs::write(a.join("con.txt"), b"reserved on Windows")?;
+    let report = f.alice.client()?.share_scan("Family").await?;
+    assert!(report.to_string().contains("con.txt"), "{report}");
+    let _ = (&f.bob, &f.carol);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_edits_merge_and_concurrent_edits_keep_both_versions() -> Result<()> {
+    let mut f = family().await?;
+    let (a, b, _) = f.dirs.clone();
+    same_tree(&a, &b, "bob to receive the folder").await?;
+
+    f.bob.stop().await?;
+    // While bob is away: alice edits notes.txt and adds a file; bob edits
+    // notes.txt too and adds his own file.
+    std::fs::write(a.join("notes.txt"), b"alice's list")?;
+    std::fs::write(a.join("from-alice.txt"), b"hello bob")?;
+    f.alice.client()?.share_scan("Family").await?;
+    std::fs::write(b.join("notes.txt"), b"bob's list")?;
+    std::fs::write(b.join("from-bob.txt"), b"hello alice")?;
+    f.bob.start().await?;
+
+    same_tree(&a, &b, "the offline edits to merge").await?;
+    let merged = tree(&a);
+    assert_eq!(merged.get("from-alice.txt").map(Vec::as_slice), Some(&b"hello bob"[..]));
+    assert_eq!(merged.get("from-bob.txt").map(Vec::as_slice), Some(&b"hello alice"[..]));
+    let notes: Vec<(&String, &Vec<u8>)> = merged.iter().filter(|(p, _)| p.starts_with("notes")).collect();
+    assert_eq!(notes.len(), 2, "both versions kept: {:?}", merged.keys().collect::<Vec<_>>());
+    let versions: Vec<&[u8]> = notes.iter().map(|(_, v)| v.as_slice()).collect();
+    assert!(versions.contains(&&b"alice's list"[..]) && versions.contains(&&b"bob's list"[..]));
+    assert!(notes.iter().any(|(p, _)| p.contains("(conflict from ")), "{notes:?}");
+    same_tree(&a, &f.dirs.2, "carol to see both versions too").await?;
+    Ok(())
+}
