@@ -81,9 +81,17 @@ impl TestNode {
         Ok(())
     }
 
+    /// Changes the configuration for the next start.
+    pub fn configure(&self, change: impl FnOnce(&mut Config)) -> Result<()> {
+        let mut config = self.home.config()?;
+        change(&mut config);
+        config.save(&self.home.config_path())
+    }
+
     /// Rewrites the listen ports (0 = any free port) for the next start.
     pub fn set_ports(&self, quic: u16, tcp: u16) -> Result<()> {
-        loopback_config(&self.name, quic, tcp).save(&self.home.config_path())
+        let fresh = loopback_config(&self.name, quic, tcp);
+        self.configure(|c| c.listen = fresh.listen)
     }
 
     /// The API client of the running node.

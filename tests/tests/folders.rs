@@ -157,3 +157,43 @@ async fn offline_edits_merge_and_concurrent_edits_keep_both_versions() -> Result
     same_tree(&a, &f.dirs.2, "carol to see both versions too").await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_sends_an_edit_without_waiting_for_a_rescan() -> Result<()> {
+    let mut alice = TestNode::start_new("alice").await?;
+    let mut bob = TestNode::start_new("bob").await?;
+    // Periodic rescans out of the way: only the watcher can notice edits.
+    for node in [&mut alice, &mut bob] {
+        node.stop().await?;
+        node.configure(|c| c.rescan_secs = 3600)?;
+        node.start().await?;
+    }
+    alice.pair_with(&bob).await?;
+    alice.wait_online("bob", SYNC).await?;
+    let tmp = tempfile::tempdir()?;
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir(&a)?;
+    alice.client()?.share_create(&a.to_string_lossy(), Some("Quick")).await?;
+    alice.client()?.share_invite("Quick", "bob", false).await?;
+    eventually(SYNC, "the invitation", || async { Ok(!bob.client()?.shares().await?.is_empty()) }).await?;
+    bob.client()?.share_accept("Quick", &b.to_string_lossy()).await?;
+    eventually(SYNC, "bob to be a member", || async {
+        Ok(alice.client()?.share_status("Quick").await?.pending_invitations.is_empty())
+    })
+    .await?;
+    let mut latencies = Vec::new();
+    for i in 0..5u32 {
+        let body = format!("edit {i}");
+        let started = std::time::Instant::now();
+        std::fs::write(a.join("note.txt"), &body)?;
+        eventually(Duration::from_secs(10), "the edit to reach bob through the watcher", || async {
+            Ok(std::fs::read(b.join("note.txt")).ok().as_deref() == Some(body.as_bytes()))
+        })
+        .await?;
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    eprintln!("edit-to-peer latencies (debug build, loopback): {latencies:?}");
+    assert!(latencies[2] < Duration::from_secs(5), "{latencies:?}");
+    Ok(())
+}

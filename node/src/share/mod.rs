@@ -273,6 +273,15 @@ impl Shares {
         Some(report)
     }
 
+    /// Active shares with their directories.
+    pub fn active_paths(&self) -> Vec<(Vec<u8>, PathBuf)> {
+        self.records
+            .iter()
+            .filter(|(_, r)| r.state == "active")
+            .filter_map(|(id, r)| Some((id.clone(), PathBuf::from(r.path.clone()?))))
+            .collect()
+    }
+
     /// Ids of active shares.
     pub fn active(&self) -> Vec<Vec<u8>> {
         self.records.iter().filter(|(_, r)| r.state == "active").map(|(id, _)| id.clone()).collect()

@@ -230,12 +230,7 @@ impl Store {
 
     /// Stores a share record, and with `doc` its document and the new
     /// signatures, in one transaction.
-    pub fn put_share(
-        &self,
-        id: &[u8],
-        record: &ShareRecord,
-        doc: Option<(&[u8], &Signatures)>,
-    ) -> Result<()> {
+    pub fn put_share(&self, id: &[u8], record: &ShareRecord, doc: Option<(&[u8], &Signatures)>) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
             txn.open_table(SHARES)?.insert(id, encode(record)?.as_slice())?;

@@ -22,6 +22,10 @@ use crate::net::codec::Wire;
 
 /// Downloads running at once.
 const MAX_DOWNLOADS: usize = 32;
+/// Verified chunks are written in batches (parallel writers, one fsync each,
+/// but not one round of the event loop each); flushed at this many bytes,
+/// when a download completes, and on every tick.
+const WRITE_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// One file content being fetched.
 pub(super) struct Download {
@@ -79,15 +83,26 @@ impl EventLoop {
         }
     }
 
+    /// Writes the verified chunks received so far.
+    pub(super) fn flush_chunks(&mut self) {
+        if self.chunk_batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.chunk_batch);
+        self.chunk_batch_bytes = 0;
+        if let Err(e) = self.shares.blobs().put_many(batch) {
+            warn!("cannot store fetched chunks: {e}");
+        }
+    }
+
     fn on_fetch_progress(&mut self, id: ChunkHash) {
         let Some(download) = self.downloads.get_mut(&id) else { return };
         let blobs = self.shares.blobs().clone();
         while let Some(event) = download.fetcher.poll_event() {
             match event {
                 FetchEvent::Verified { hash, bytes } => {
-                    if let Err(e) = blobs.put_verified(&hash, &bytes) {
-                        warn!("cannot store a fetched chunk: {e}");
-                    }
+                    self.chunk_batch_bytes += bytes.len();
+                    self.chunk_batch.push((hash, bytes));
                 }
                 FetchEvent::Corrupt { peer, .. } => {
                     let who = PeerId::from_bytes(&peer).map(|p| p.to_string()).unwrap_or_default();
@@ -97,8 +112,13 @@ impl EventLoop {
             }
         }
         if !download.fetcher.is_done() {
+            if self.chunk_batch_bytes >= WRITE_BATCH_BYTES {
+                self.flush_chunks();
+            }
             return;
         }
+        self.flush_chunks();
+        let Some(download) = self.downloads.get_mut(&id) else { return };
         if download.manifest_stage {
             match blobs.manifest(&id) {
                 Ok(Some(manifest)) => {

@@ -20,6 +20,7 @@ use tracing::{debug, error, info, warn};
 use super::behaviour::BehaviourEvent;
 mod fetch;
 mod share;
+mod watch;
 
 use super::codec::Wire;
 use super::{merge_addrs, transport_port, Behaviour, Command};
@@ -73,6 +74,10 @@ pub struct EventLoop {
     blob_requests: HashMap<OutboundRequestId, (hearth_protocol::blob::ChunkHash, hearth_protocol::blob::Get)>,
     /// When the shares were last scanned.
     last_scan: Instant,
+    /// Verified chunks waiting to be written, and their size.
+    chunk_batch: Vec<(hearth_protocol::blob::ChunkHash, Vec<u8>)>,
+    chunk_batch_bytes: usize,
+    watch: watch::Watch,
 }
 
 impl EventLoop {
@@ -104,6 +109,9 @@ impl EventLoop {
             downloads: Default::default(),
             blob_requests: HashMap::new(),
             last_scan: Instant::now(),
+            chunk_batch: Vec::new(),
+            chunk_batch_bytes: 0,
+            watch: watch::Watch::new(),
         }
     }
 
@@ -121,14 +129,19 @@ impl EventLoop {
             Err(err) => error!("cannot read contacts: {err:#}"),
         }
         let mut tick = tokio::time::interval(TICK);
+        let mut debounce = tokio::time::interval(watch::DEBOUNCE);
+        debounce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(command) = self.commands.recv() => self.on_command(command),
+                Some(share) = self.watch.changed() => self.watch.mark_dirty(share),
+                _ = debounce.tick(), if self.watch.has_dirty() => self.scan_settled(),
                 _ = tick.tick() => self.on_tick(),
             }
         }
+        self.flush_chunks();
         self.close_connections().await;
         info!("network stopped");
     }
@@ -695,6 +708,7 @@ impl EventLoop {
             self.last_scan = now;
             self.scan_all();
         }
+        self.flush_chunks();
         self.drive_fetches();
         let grace = Duration::from_secs(self.config.stranger_grace_secs);
         let expired: Vec<PeerId> =

@@ -24,6 +24,9 @@ impl EventLoop {
     /// Scans every active share for local edits (and writes out what the
     /// document holds that the disk does not, e.g. after a restart).
     pub(super) fn scan_all(&mut self) {
+        for (id, path) in self.shares.active_paths() {
+            self.watch.ensure(&id, &path);
+        }
         for id in self.shares.active() {
             let swarm = &self.swarm;
             match self.shares.scan(&id, now_unix(), &|p| swarm.is_connected(p)) {
@@ -31,6 +34,18 @@ impl EventLoop {
                 Err(e) => warn!("cannot scan a share: {}", e.message),
             }
             self.shares.write_out(&id);
+        }
+    }
+
+    /// Scans the shares whose directory changed and then stayed quiet for
+    /// a moment (editors write a file in several steps).
+    pub(super) fn scan_settled(&mut self) {
+        for id in self.watch.take_settled() {
+            let swarm = &self.swarm;
+            match self.shares.scan(&id, now_unix(), &|p| swarm.is_connected(p)) {
+                Ok((_, out)) => self.send_share(out),
+                Err(e) => debug!("cannot scan a share: {}", e.message),
+            }
         }
     }
 
@@ -56,6 +71,9 @@ impl EventLoop {
         let mut out = Vec::new();
         let result = self.share_command(op, &mut out);
         self.send_share(out);
+        for (id, path) in self.shares.active_paths() {
+            self.watch.ensure(&id, &path);
+        }
         let _ = reply.send(result);
     }
 
@@ -135,6 +153,8 @@ impl EventLoop {
                     let swarm = &self.swarm;
                     let out = self.shares.on_sync_response(&peer, &share, response, &|p| swarm.is_connected(p));
                     self.send_share(out);
+                    // New versions may need content: ask for it now.
+                    self.drive_fetches();
                 }
             }
             Event::OutboundFailure { peer, request_id, error, .. } => {
@@ -163,6 +183,7 @@ impl EventLoop {
         };
         let _ = self.swarm.behaviour_mut().share.send_response(channel, response);
         self.send_share(out);
+        self.drive_fetches();
     }
 }
 
