@@ -62,6 +62,11 @@ pub struct Version {
     /// the manifest blob in one request.
     #[serde(default)]
     pub manifest_len: u32,
+    /// For a conflict copy recorded as a file of its own (a local edit that
+    /// turned out concurrent with another member's), the entry it conflicts
+    /// with; empty otherwise.
+    #[serde(default, with = "serde_bytes")]
+    pub conflict_of: Vec<u8>,
 }
 
 /// One thing to have on disk: an entry's winning version at its path, or a

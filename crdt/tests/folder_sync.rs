@@ -78,6 +78,7 @@ fn file(key: &Key, content: u8, at: i64) -> Version {
         author_name: key.1.into(),
         at,
         manifest_len: 0,
+        conflict_of: vec![],
     }
 }
 

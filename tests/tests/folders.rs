@@ -113,6 +113,10 @@ async fn edits_renames_and_deletions_reach_every_member() -> Result<()> {
     same_tree(a, b, "the deletion to reach bob").await?;
     same_tree(a, c, "the deletion to reach carol").await?;
 
+    let status = f.bob.client()?.share_status("Family").await?;
+    assert_eq!((status.files, status.folders, status.in_trash), (3, 2, 1), "{status:?}");
+    assert_eq!(status.bytes, tree(b).values().map(|v| v.len() as u64).sum::<u64>());
+
     // Carol is read-only: her edit stays on her disk and reaches nobody.
     std::fs::write(c.join("notes.txt"), b"carol was here")?;
     std::fs::write(c.join("carol.txt"), b"mine")?;
@@ -154,6 +158,13 @@ async fn offline_edits_merge_and_concurrent_edits_keep_both_versions() -> Result
     let versions: Vec<&[u8]> = notes.iter().map(|(_, v)| v.as_slice()).collect();
     assert!(versions.contains(&&b"alice's list"[..]) && versions.contains(&&b"bob's list"[..]));
     assert!(notes.iter().any(|(p, _)| p.contains("(conflict from ")), "{notes:?}");
+    // Status lists the conflict, on both sides.
+    for node in [&f.alice, &f.bob] {
+        let status = node.client()?.share_status("Family").await?;
+        assert_eq!(status.conflicts.len(), 1, "{status:?}");
+        assert_eq!(status.files_pending_down, 0);
+        assert_eq!(status.files, merged.len());
+    }
     same_tree(&a, &f.dirs.2, "carol to see both versions too").await?;
     Ok(())
 }
@@ -195,5 +206,36 @@ async fn the_watcher_sends_an_edit_without_waiting_for_a_rescan() -> Result<()> 
     latencies.sort();
     eprintln!("edit-to-peer latencies (debug build, loopback): {latencies:?}");
     assert!(latencies[2] < Duration::from_secs(5), "{latencies:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stopped_mid_transfer_resumes_and_finishes() -> Result<()> {
+    let alice = TestNode::start_new("alice").await?;
+    let mut bob = TestNode::start_new("bob").await?;
+    alice.pair_with(&bob).await?;
+    alice.wait_online("bob", SYNC).await?;
+    let tmp = tempfile::tempdir()?;
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir(&a)?;
+    for i in 0..4u8 {
+        std::fs::write(a.join(format!("video{i}.mkv")), big_file(12 * 1024 * 1024, 10 + i))?;
+    }
+    alice.client()?.share_create(&a.to_string_lossy(), Some("Videos")).await?;
+    alice.client()?.share_invite("Videos", "bob", false).await?;
+    eventually(SYNC, "the invitation", || async { Ok(!bob.client()?.shares().await?.is_empty()) }).await?;
+    bob.client()?.share_accept("Videos", &b.to_string_lossy()).await?;
+    // Stop bob as soon as part of the content is there.
+    let blobs = bob.root().join("blobs");
+    eventually(SYNC, "some chunks to arrive", || async {
+        Ok(std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0) > 20)
+    })
+    .await?;
+    bob.stop().await?;
+    let partial = tree(&b).len();
+    bob.start().await?;
+    same_tree(&a, &b, "the transfer to finish after the restart").await?;
+    eprintln!("files complete before the restart: {partial} of 4");
+    assert_eq!(bob.client()?.share_status("Videos").await?.files_pending_down, 0);
     Ok(())
 }

@@ -140,6 +140,10 @@ fn name_of(path: &str) -> &str {
     path.rsplit_once('/').map(|(_, n)| n).unwrap_or(path)
 }
 
+fn appeared_inside(path: &str, taken: &BTreeSet<String>) -> bool {
+    taken.iter().any(|t| path.starts_with(&format!("{t}/")))
+}
+
 /// A file or folder found on disk.
 struct Found {
     kind: Kind,
@@ -212,6 +216,7 @@ impl<'a> ShareFs<'a> {
             kind,
             content,
             manifest_len,
+            conflict_of: Vec::new(),
             size: f.size,
             mtime_ms: f.mtime_ms,
             exec: f.exec,
@@ -229,6 +234,7 @@ impl<'a> ShareFs<'a> {
             }
         }
         let mut moved_away = BTreeSet::new();
+        self.detect_folder_moves(folder, editor, &found, &mut report, &mut moved_away);
         // Parents first (BTreeMap order puts "a" before "a/b").
         for (path, f) in &found {
             let parent = match parent_of(path) {
@@ -311,8 +317,9 @@ impl<'a> ShareFs<'a> {
                     self.index.remove(path);
                     let entry = new_id();
                     report.created += 1;
-                    let result =
-                        editor.create(entry, parent, &copy, &version(f.kind, (content.clone(), manifest_len), f));
+                    let mut copy_version = version(f.kind, (content.clone(), manifest_len), f);
+                    copy_version.conflict_of = known.entry.as_bytes().to_vec();
+                    let result = editor.create(entry, parent, &copy, &copy_version);
                     if result.is_ok() {
                         let indexed = Indexed {
                             entry,
@@ -369,9 +376,12 @@ impl<'a> ShareFs<'a> {
         }
         // Deepest first, so a folder's deletion follows its content's.
         for (path, indexed) in gone.iter().rev() {
+            if appeared_inside(path, &moved_away) {
+                continue; // moved with its folder (the index was re-keyed)
+            }
             self.index.remove(path);
             if moved_away.contains(path) {
-                continue;
+                continue; // moved: a folder, or a file found elsewhere by content
             }
             if indexed.conflict {
                 // Deleting a conflict copy resolves the conflict: the winner stays.
@@ -391,6 +401,100 @@ impl<'a> ShareFs<'a> {
             }
         }
         report
+    }
+
+    /// A folder that vanished while a new folder appeared with the same
+    /// content (same relative paths, sizes and mtimes: what a rename keeps)
+    /// was renamed or moved: record one move of the folder entry and re-key
+    /// the index, so its files are not seen as deleted and re-created.
+    fn detect_folder_moves(
+        &mut self,
+        folder: &Folder,
+        editor: &mut Editor,
+        found: &BTreeMap<String, Found>,
+        report: &mut ScanReport,
+        moved_away: &mut BTreeSet<String>,
+    ) {
+        let signature_of_index = |index: &Index, dir: &str| -> Vec<(String, u64, i64)> {
+            let prefix = format!("{dir}/");
+            index
+                .iter()
+                .filter(|(p, _)| p.starts_with(&prefix))
+                .map(|(p, i)| (p[prefix.len()..].to_owned(), i.size, i.mtime_ms))
+                .collect()
+        };
+        let signature_of_disk = |dir: &str| -> Vec<(String, u64, i64)> {
+            let prefix = format!("{dir}/");
+            found
+                .iter()
+                .filter(|(p, _)| p.starts_with(&prefix))
+                .map(|(p, f)| (p[prefix.len()..].to_owned(), f.size, f.mtime_ms))
+                .collect()
+        };
+        let vanished: Vec<String> = self
+            .index
+            .iter()
+            .filter(|(p, i)| i.kind == Kind::Dir && !found.contains_key(*p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        // Outermost folders first: a moved tree is one move.
+        let appeared: Vec<String> = found
+            .iter()
+            .filter(|(p, f)| f.kind == Kind::Dir && !self.index.contains_key(*p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut taken = BTreeSet::new();
+        for new in appeared {
+            if appeared_inside(&new, &taken) {
+                continue;
+            }
+            let wanted = signature_of_disk(&new);
+            if wanted.is_empty() {
+                continue;
+            }
+            let Some(old) = vanished
+                .iter()
+                .find(|old| !moved_away.contains(*old) && signature_of_index(self.index, old) == wanted)
+                .cloned()
+            else {
+                continue;
+            };
+            let Some(indexed) = self.index.get(&old).cloned() else { continue };
+            let parent = match parent_of(&new) {
+                None => EntryId::ROOT,
+                Some(p) => match self.index.get(p) {
+                    Some(i) => i.entry,
+                    None => continue,
+                },
+            };
+            if !folder.tree().contains(indexed.entry) {
+                continue;
+            }
+            match editor.move_to(indexed.entry, parent, name_of(&new)) {
+                Ok(()) => {
+                    report.moved += 1;
+                    self.rekey(&old, &new);
+                    moved_away.insert(old);
+                    taken.insert(new);
+                }
+                Err(e) => report.problems.push(format!("{new}: {e}")),
+            }
+        }
+    }
+
+    /// Moves every index entry at or below `old` to the same place below `new`.
+    fn rekey(&mut self, old: &str, new: &str) {
+        let prefix = format!("{old}/");
+        let moved: Vec<(String, Indexed)> = self
+            .index
+            .iter()
+            .filter(|(p, _)| p.as_str() == old || p.starts_with(&prefix))
+            .map(|(p, i)| (p.clone(), i.clone()))
+            .collect();
+        for (p, i) in moved {
+            self.index.remove(&p);
+            self.index.insert(format!("{new}{}", &p[old.len()..]), i);
+        }
     }
 
     /// Whether the file at `path` is still what the index recorded.
@@ -431,7 +535,7 @@ impl<'a> ShareFs<'a> {
             match std::fs::rename(&from, &to) {
                 Ok(()) => {
                     report.moved += 1;
-                    self.reindex_move(old, new);
+                    self.rekey(old, new);
                 }
                 Err(e) => report.problems.push(format!("{old} -> {new}: {e}")),
             }
@@ -523,20 +627,6 @@ impl<'a> ShareFs<'a> {
     fn abs(&self, rel: &str) -> Result<PathBuf, names::JoinError> {
         let parts: Vec<&str> = rel.split('/').collect();
         names::safe_join(self.root, &parts)
-    }
-
-    fn reindex_move(&mut self, old: &str, new: &str) {
-        let prefix = format!("{old}/");
-        let moved: Vec<(String, Indexed)> = self
-            .index
-            .iter()
-            .filter(|(p, _)| p.as_str() == old || p.starts_with(&prefix))
-            .map(|(p, i)| (p.clone(), i.clone()))
-            .collect();
-        for (p, i) in moved {
-            self.index.remove(&p);
-            self.index.insert(format!("{new}{}", &p[old.len()..]), i);
-        }
     }
 
     /// Writes one file; `Ok(false)` when its content is not all here yet.

@@ -89,6 +89,18 @@ pub struct ShareStatusView {
     pub rejected_changes: u64,
     /// Changes in the document.
     pub doc_changes: usize,
+    /// Files in the share (conflict copies included).
+    pub files: usize,
+    /// Folders in the share.
+    pub folders: usize,
+    /// Bytes of all files.
+    pub bytes: u64,
+    /// Files whose content is still being fetched from other members.
+    pub files_pending_down: usize,
+    /// Conflicts: paths of the conflict copies (both versions are on disk).
+    pub conflicts: Vec<String>,
+    /// Entries in the trash (deleted, content kept).
+    pub in_trash: usize,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -718,7 +730,37 @@ impl Shares {
                 PeerId::from_bytes(p).ok().and_then(|p| names(&p)).map(|n| n.0).unwrap_or_else(|| peer_text(p))
             })
             .collect();
-        Ok(ShareStatusView { share, members, pending_invitations, rejected_changes: record.rejected, doc_changes })
+        let (mut files, mut folders, mut bytes, mut conflicts, mut in_trash) = (0, 0, 0, Vec::new(), 0);
+        if let Some(doc) = self.docs.get(id) {
+            let folder = Folder::from_doc(doc);
+            for item in folder.items() {
+                match item.version.kind {
+                    hearth_crdt::folder::Kind::Dir => folders += 1,
+                    hearth_crdt::folder::Kind::File => {
+                        files += 1;
+                        bytes += item.version.size;
+                    }
+                }
+                if item.conflict.is_some() || !item.version.conflict_of.is_empty() {
+                    conflicts.push(item.path.join("/"));
+                }
+            }
+            in_trash = folder.tree().entries().filter(|e| folder.tree().is_in_trash(*e)).count();
+        }
+        let files_pending_down = self.wanted.get(id).map(BTreeMap::len).unwrap_or(0);
+        Ok(ShareStatusView {
+            share,
+            members,
+            pending_invitations,
+            rejected_changes: record.rejected,
+            doc_changes,
+            files,
+            folders,
+            bytes,
+            files_pending_down,
+            conflicts,
+            in_trash,
+        })
     }
 
     /// `hearth share doc SHARE --out FILE`: the document in Automerge's format.
