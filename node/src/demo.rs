@@ -26,6 +26,85 @@ pub async fn run(dir: Option<PathBuf>, keep_running: bool) -> Result<()> {
         }
     };
     println!("== Hearth demo in {}", dir.display());
+    let (nodes, clients) = family(&dir).await?;
+    shared_folder(&dir, &clients).await?;
+
+    if keep_running {
+        println!("\nThe nodes keep running. Try for example:");
+        for name in NAMES {
+            println!("  hearth --home {} status", dir.join(name).display());
+        }
+        println!("Ctrl-C stops them.");
+        tokio::signal::ctrl_c().await.context("cannot watch Ctrl-C")?;
+    }
+    for node in nodes {
+        node.stop().await?;
+    }
+    println!("\n== Demo finished.");
+    Ok(())
+}
+
+/// Use case 1: a family folder. Alice shares a folder; Bob edits it
+/// (read-write), Carol only reads; everyone has the files on disk.
+pub async fn shared_folder(dir: &Path, clients: &[Client]) -> Result<()> {
+    let (alice, bob, carol) = (&clients[0], &clients[1], &clients[2]);
+    println!("\n== 2. Shared folder: alice shares \"Family\" with bob (read-write) and carol (read-only)");
+    let folders: Vec<PathBuf> = NAMES.iter().map(|n| dir.join(format!("{n}-Family"))).collect();
+    std::fs::create_dir_all(folders[0].join("Recipes"))?;
+    std::fs::write(folders[0].join("Recipes/crepes.txt"), "250 g flour, 4 eggs, 50 cl milk\n")?;
+    std::fs::write(folders[0].join("shopping.txt"), "bread\n")?;
+    alice.share_create(&folders[0].to_string_lossy(), Some("Family")).await?;
+    println!("alice$ hearth share create {} --name Family", folders[0].display());
+    alice.share_invite("Family", "bob", false).await?;
+    alice.share_invite("Family", "carol", true).await?;
+    println!("alice$ hearth share invite Family bob; hearth share invite Family carol --read-only");
+    for (i, (client, name)) in [(bob, "bob"), (carol, "carol")].into_iter().enumerate() {
+        wait(|| async { Ok(!client.shares().await?.is_empty()) }, "the invitation").await?;
+        client.share_accept("Family", &folders[i + 1].to_string_lossy()).await?;
+        println!("{name}$ hearth share accept Family {}", folders[i + 1].display());
+    }
+    let recipe = folders[2].join("Recipes/crepes.txt");
+    wait(|| async { Ok(recipe.is_file()) }, "the files to reach carol").await?;
+    println!("   -> the folder is on every disk: {}", recipe.display());
+
+    std::fs::write(folders[1].join("shopping.txt"), "bread\napples\n")?;
+    println!("bob edits shopping.txt (with any program)");
+    let seen = folders[0].join("shopping.txt");
+    wait(|| async { Ok(std::fs::read_to_string(&seen)?.contains("apples")) }, "bob's edit to reach alice").await?;
+    println!("   -> alice's copy now reads: {:?}", std::fs::read_to_string(&seen)?);
+
+    std::fs::write(folders[2].join("shopping.txt"), "carol was here\n")?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "carol (read-only) edits her copy: it stays on her disk; alice still has {:?}",
+        std::fs::read_to_string(&seen)?
+    );
+    let status = alice.share_status("Family").await?;
+    println!("alice$ hearth share status Family");
+    for m in &status.members {
+        println!("   {:<8} {:<11} {}", m.name, m.role, if m.online { "online" } else { "offline" });
+    }
+    println!("   {} file(s), {} folder(s), {} conflict(s)", status.files, status.folders, status.conflicts.len());
+    Ok(())
+}
+
+async fn wait<F, Fut>(mut check: F, what: &str) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    for _ in 0..300 {
+        if check().await.unwrap_or(false) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the demo timed out waiting for {what}")
+}
+
+/// Three nodes (alice, bob, carol) with homes under `dir`, on 127.0.0.1;
+/// alice invites bob and carol, and the three wait to see each other.
+pub async fn family(dir: &Path) -> Result<(Vec<RunningNode>, Vec<Client>)> {
     let mut nodes = Vec::new();
     for name in NAMES {
         nodes.push(start(&dir.join(name), name).await?);
@@ -45,20 +124,7 @@ pub async fn run(dir: Option<PathBuf>, keep_running: bool) -> Result<()> {
     for c in clients[0].contacts().await? {
         println!("  {:<8} {:<8} {}", c.name, if c.online { "online" } else { "offline" }, c.peer_id);
     }
-
-    if keep_running {
-        println!("\nThe nodes keep running. Try for example:");
-        for name in NAMES {
-            println!("  hearth --home {} status", dir.join(name).display());
-        }
-        println!("Ctrl-C stops them.");
-        tokio::signal::ctrl_c().await.context("cannot watch Ctrl-C")?;
-    }
-    for node in nodes {
-        node.stop().await?;
-    }
-    println!("\n== Demo finished.");
-    Ok(())
+    Ok((nodes, clients))
 }
 
 async fn start(root: &Path, name: &str) -> Result<RunningNode> {

@@ -78,3 +78,19 @@ fn two_homes_pair_with_the_cli_and_survive_a_restart() {
     assert!(hearth.fails(&a, &["contacts", "remove", "bob"]).contains("no contact named"));
     assert_eq!(hearth.contacts(&a), serde_json::json!([]));
 }
+
+#[test]
+fn the_demo_runs_the_use_cases_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(common::HEARTH)
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run hearth demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for step in ["paired with alice", "the folder is on every disk", "alice's copy now reads", "Demo finished"] {
+        assert!(text.contains(step), "missing {step:?} in:\n{text}");
+    }
+    assert!(dir.path().join("carol-Family/Recipes/crepes.txt").is_file());
+}
