@@ -125,6 +125,18 @@ async fn edits_renames_and_deletions_reach_every_member() -> Result<()> {
     assert!(!a.join("carol.txt").exists() && !b.join("carol.txt").exists());
     assert_eq!(std::fs::read(c.join("notes.txt"))?, b"carol was here", "her local file is not overwritten");
 
+    // `.hearthignore` is shared, and every member skips what it names.
+    std::fs::write(a.join(".hearthignore"), "*.log\nbuild/\n")?;
+    eventually(SYNC, "the ignore file to reach bob", || async { Ok(b.join(".hearthignore").is_file()) }).await?;
+    std::fs::write(b.join("debug.log"), b"noise")?;
+    std::fs::create_dir(b.join("build"))?;
+    std::fs::write(b.join("build/out.bin"), b"artefact")?;
+    std::fs::write(b.join("kept.txt"), b"shared")?;
+    eventually(SYNC, "bob's shared file to reach alice", || async { Ok(a.join("kept.txt").is_file()) }).await?;
+    assert!(!a.join("debug.log").exists() && !a.join("build").exists());
+    let report = f.bob.client()?.share_scan("Family").await?;
+    assert_eq!(report["recorded"]["ignored"], 2, "{report}");
+
     // Hostile or odd names on disk are not shared, and say so.
     std::fs::write(a.join("con.txt"), b"reserved on Windows")?;
     let report = f.alice.client()?.share_scan("Family").await?;

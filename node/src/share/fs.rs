@@ -14,6 +14,11 @@
 //!   a conflict, so nothing is lost. Content not yet in the blob store is
 //!   reported as missing, to be fetched from other members.
 //!
+//! `.hearthignore` at the top of the share (gitignore syntax, read with the
+//! `ignore` crate) is a shared file like any other, so every member skips
+//! the same paths; [`ignored`] adds the node's own and editors' temporary
+//! files.
+//!
 //! Paths from the document go through `names::safe_join`, so nothing outside
 //! the share directory is ever written; symbolic links in the directory are
 //! not followed and are reported.
@@ -31,10 +36,13 @@ use tracing::{debug, warn};
 
 use crate::blobs::BlobStore;
 
+/// The shared file of ignore patterns (gitignore syntax).
+pub const IGNORE_FILE: &str = ".hearthignore";
+
 /// Names the node keeps out of the share: its own temporary files, and
 /// editors' lock and swap files.
 pub fn ignored(name: &str) -> bool {
-    name.starts_with(".hearth")
+    (name.starts_with(".hearth") && name != IGNORE_FILE)
         || name.starts_with(".tmp")
         || name.starts_with(".~lock.")
         || name.starts_with("~$")
@@ -78,6 +86,8 @@ pub struct ScanReport {
     pub moved: usize,
     /// Deletions.
     pub deleted: usize,
+    /// Paths skipped because `.hearthignore` matches them.
+    pub ignored: usize,
     /// Paths that could not be recorded, with the reason.
     pub problems: Vec<String>,
 }
@@ -158,7 +168,27 @@ impl<'a> ShareFs<'a> {
         Self { root, blobs, index }
     }
 
-    fn walk(&self, report: &mut ScanReport) -> BTreeMap<String, Found> {
+    /// The patterns of the share's `.hearthignore`, if any.
+    fn ignore_rules(&self, report: &mut ScanReport) -> Option<ignore::gitignore::Gitignore> {
+        let file = self.root.join(IGNORE_FILE);
+        if !file.is_file() {
+            return None;
+        }
+        let mut builder = ignore::gitignore::GitignoreBuilder::new(self.root);
+        if let Some(e) = builder.add(&file) {
+            report.problems.push(format!("{IGNORE_FILE}: {e}"));
+        }
+        match builder.build() {
+            Ok(rules) => Some(rules),
+            Err(e) => {
+                report.problems.push(format!("{IGNORE_FILE}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn walk(&self, report: &mut ScanReport) -> (BTreeMap<String, Found>, Option<ignore::gitignore::Gitignore>) {
+        let rules = self.ignore_rules(report);
         let mut found = BTreeMap::new();
         let mut stack = vec![(self.root.to_path_buf(), String::new())];
         while let Some((dir, rel)) = stack.pop() {
@@ -183,6 +213,10 @@ impl<'a> ShareFs<'a> {
                     continue;
                 }
                 let Ok(meta) = entry.path().symlink_metadata() else { continue };
+                if rules.as_ref().is_some_and(|r| r.matched(entry.path(), meta.is_dir()).is_ignore()) {
+                    report.ignored += 1;
+                    continue;
+                }
                 if meta.file_type().is_symlink() {
                     report.problems.push(format!("{path}: symbolic links are not shared"));
                     continue;
@@ -197,7 +231,7 @@ impl<'a> ShareFs<'a> {
                 }
             }
         }
-        found
+        (found, rules)
     }
 
     /// Records local edits in the document (see the module documentation).
@@ -211,7 +245,7 @@ impl<'a> ShareFs<'a> {
         mut new_id: impl FnMut() -> EntryId,
     ) -> ScanReport {
         let mut report = ScanReport::default();
-        let found = self.walk(&mut report);
+        let (found, rules) = self.walk(&mut report);
         let version = |kind, (content, manifest_len): (Vec<u8>, u32), f: &Found| Version {
             kind,
             content,
@@ -382,6 +416,12 @@ impl<'a> ShareFs<'a> {
             self.index.remove(path);
             if moved_away.contains(path) {
                 continue; // moved: a folder, or a file found elsewhere by content
+            }
+            let now_ignored = rules.as_ref().is_some_and(|r| {
+                r.matched_path_or_any_parents(self.root.join(path), indexed.kind == Kind::Dir).is_ignore()
+            });
+            if now_ignored {
+                continue; // no longer shared from here, but not deleted for the others
             }
             if indexed.conflict {
                 // Deleting a conflict copy resolves the conflict: the winner stays.
