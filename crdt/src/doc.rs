@@ -365,6 +365,36 @@ impl ShareDoc {
         values
     }
 
+    /// Every value ever written to an entry's field, oldest first (the
+    /// document's history, including values since superseded).
+    pub fn field_history(&mut self, entry: &[u8], field: &str) -> Vec<ScalarValue> {
+        let Some(entries) = self.root_obj("entries") else {
+            return Vec::new();
+        };
+        let objects: Vec<ExId> = self
+            .doc
+            .get_all(&entries, hex(entry))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(v, _)| matches!(v, Value::Object(ObjType::Map)))
+            .map(|(_, id)| id)
+            .collect();
+        let mut out = Vec::new();
+        for change in self.doc.get_changes(&[]) {
+            for op in change.decode().operations {
+                let automerge::legacy::ObjectId::Id(automerge::legacy::OpId(counter, actor)) = &op.obj else {
+                    continue;
+                };
+                let on_entry = objects.iter().any(|o| matches!(o, ExId::Id(c, a, _) if c == counter && a == actor));
+                let on_field = matches!(&op.key, automerge::legacy::Key::Map(k) if k.as_str() == field);
+                if let (true, true, automerge::legacy::OpType::Put(value)) = (on_entry, on_field, op.action) {
+                    out.push(value);
+                }
+            }
+        }
+        out
+    }
+
     /// Commits pending local edits as one signed change. The local member must
     /// be allowed to make it (checked with the same rule as remote changes,
     /// so a read-only member's edit never leaves its node); a refused edit is

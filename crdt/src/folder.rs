@@ -189,6 +189,59 @@ impl Folder {
     }
 }
 
+/// A deleted entry, restorable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrashItem {
+    /// The entry.
+    pub entry: EntryId,
+    /// Where it was before it was deleted (display path; its folder may be
+    /// gone too).
+    pub original_path: Vec<String>,
+    /// The folder it was in, and its name there.
+    pub original_place: (EntryId, String),
+    /// Its last version.
+    pub version: Option<Version>,
+}
+
+impl Folder {
+    /// Entries deleted directly (not those inside a deleted folder), with
+    /// where they were.
+    pub fn trash(&self) -> Vec<TrashItem> {
+        let mut out = Vec::new();
+        for entry in self.tree.children(EntryId::TRASH) {
+            // The last applied move that did not put it in the trash.
+            let before = self
+                .tree
+                .ops()
+                .filter(|op| op.entry == entry && op.parent != EntryId::TRASH)
+                .filter(|op| matches!(self.tree.effect_of(&op.id), Some(crate::tree::Effect::Moved)))
+                .last();
+            let Some(before) = before else { continue };
+            let mut original_path = self.tree.display_path(before.parent).unwrap_or_default();
+            original_path.push(before.name.clone());
+            out.push(TrashItem {
+                entry,
+                original_path,
+                original_place: (before.parent, before.name.clone()),
+                version: self.versions(entry).first().cloned(),
+            });
+        }
+        out.sort_by(|a, b| a.original_path.cmp(&b.original_path));
+        out
+    }
+
+    /// Every version an entry has had in `doc`, oldest first.
+    pub fn history(doc: &mut ShareDoc, entry: EntryId) -> Vec<Version> {
+        doc.field_history(entry.as_bytes(), "version")
+            .into_iter()
+            .filter_map(|v| match v {
+                ScalarValue::Bytes(b) => from_cbor(&b),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// Local edits, written to the document (the caller commits and signs).
 pub struct Editor<'a> {
     doc: &'a mut ShareDoc,

@@ -130,6 +130,20 @@ fn files_and_folders_propagate_and_moves_stay_moves() {
     assert_eq!(b.paths(), ["Holidays 2026", "Holidays 2026/notes.txt"]);
     assert!(b.folder().tree().is_in_trash(id(11)));
     assert_eq!(b.folder().versions(id(11)).len(), 1);
+    let trash = b.folder().trash();
+    assert_eq!(trash.len(), 1);
+    assert_eq!(trash[0].original_path, ["Holidays 2026", "beach.jpg"]);
+
+    // Restoring is a move back; the content id never changed.
+    let (parent, name) = trash[0].original_place.clone();
+    b.edit(|e, _, _| e.move_to(id(11), parent, &name).expect("restore"));
+    sync(&mut a, &mut b);
+    assert!(a.paths().contains(&"Holidays 2026/beach.jpg".to_owned()));
+
+    // Every version stays in the history.
+    a.edit(|e, k, t| e.set_version(id(12), &file(k, 9, t)).expect("edit"));
+    let history = Folder::history(&mut a.doc, id(12));
+    assert_eq!(history.iter().map(|v| v.content[0]).collect::<Vec<_>>(), [2, 9]);
 }
 
 #[test]

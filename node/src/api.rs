@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::net::{Command, ShareOp, ShareReply};
 use crate::views::{
-    ErrorBody, InviteRequest, JoinRequest, ShareCreateRequest, ShareInviteRequest, SharePathRequest, ShareRoleRequest,
+    ErrorBody, InviteRequest, JoinRequest, ShareCreateRequest, ShareInviteRequest, SharePathRequest,
+    ShareRestoreRequest, ShareRoleRequest,
 };
 
 /// An error with the HTTP status it maps to and a sentence for a person.
@@ -85,6 +86,9 @@ pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
         .route("/v1/shares/{share}/role", post(share_role))
         .route("/v1/shares/{share}/doc", get(share_doc))
         .route("/v1/shares/{share}/scan", post(share_scan))
+        .route("/v1/shares/{share}/trash", get(share_trash))
+        .route("/v1/shares/{share}/versions", get(share_versions))
+        .route("/v1/shares/{share}/restore", post(share_restore))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
@@ -211,4 +215,24 @@ async fn share_doc(State(s): State<ApiState>, Path(id): Path<String>) -> Result<
 
 async fn share_scan(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     share(&s, ShareOp::Scan(id)).await
+}
+
+async fn share_trash(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    share(&s, ShareOp::Trash(id)).await
+}
+
+async fn share_versions(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ShareRestoreRequest>,
+) -> Result<Response, ApiError> {
+    share(&s, ShareOp::Versions { share: id, path: q.path }).await
+}
+
+async fn share_restore(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Json(b): Json<ShareRestoreRequest>,
+) -> Result<Response, ApiError> {
+    share(&s, ShareOp::Restore { share: id, path: b.path, version: b.version }).await
 }

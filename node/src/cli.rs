@@ -164,6 +164,34 @@ pub enum ShareCommand {
         /// Contact name.
         contact: String,
     },
+    /// Deleted files and folders, restorable with `share restore`.
+    Trash {
+        /// Share name or id.
+        share: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every version of a file (edits by anyone, overwritten or not).
+    Versions {
+        /// Share name or id.
+        share: String,
+        /// Path of the file inside the share.
+        path: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring back a deleted file, or an older version with --version.
+    Restore {
+        /// Share name or id.
+        share: String,
+        /// Path inside the share (where it is, or was).
+        path: String,
+        /// Version number from `share versions`.
+        #[arg(long)]
+        version: Option<usize>,
+    },
     /// Scan the folder now for local edits (done automatically every few seconds).
     Scan {
         /// Share name or id.
@@ -370,6 +398,35 @@ async fn share(client: &Client, action: ShareCommand) -> Result<()> {
         ShareCommand::RemoveMember { share, contact } => {
             client.share_set_role(&share, &contact, None).await?;
             println!("removed {contact} from {share}; they receive nothing more");
+        }
+        ShareCommand::Trash { share, json } => {
+            let items = client.share_trash(&share).await?;
+            if json {
+                return print_json(&items);
+            }
+            if items.is_empty() {
+                println!("the trash of {share} is empty");
+            }
+            for i in items {
+                println!("{:<40} {:>10} bytes  deleted version by {} at {}", i.path, i.size, i.author, i.at);
+            }
+        }
+        ShareCommand::Versions { share, path, json } => {
+            let versions = client.share_versions(&share, &path).await?;
+            if json {
+                return print_json(&versions);
+            }
+            for v in versions {
+                let mark = if v.current { "  (current)" } else { "" };
+                println!("version {:<3} {:>10} bytes  by {:<12} at {}{mark}", v.version, v.size, v.author, v.at);
+            }
+        }
+        ShareCommand::Restore { share, path, version } => {
+            client.share_restore(&share, &path, version).await?;
+            match version {
+                Some(v) => println!("restored version {v} of {path}"),
+                None => println!("restored {path}"),
+            }
         }
         ShareCommand::Scan { share } => {
             let report = client.share_scan(&share).await?;

@@ -6,10 +6,10 @@ use anyhow::{anyhow, Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::home::Home;
-use crate::share::{ShareStatusView, ShareView};
+use crate::share::{ShareStatusView, ShareView, VersionView};
 use crate::views::{
     ContactView, ErrorBody, InvitationView, InviteRequest, InviteView, JoinRequest, ShareCreateRequest,
-    ShareInviteRequest, SharePathRequest, ShareRoleRequest, StatusView,
+    ShareInviteRequest, SharePathRequest, ShareRestoreRequest, ShareRoleRequest, StatusView,
 };
 
 /// A client bound to one node.
@@ -145,6 +145,23 @@ impl Client {
     /// ones now; returns what was recorded and written.
     pub async fn share_scan(&self, share: &str) -> Result<serde_json::Value> {
         self.call(self.post(&format!("/v1/shares/{}/scan", percent_encode(share)), &())).await
+    }
+
+    /// `GET /v1/shares/{share}/trash`.
+    pub async fn share_trash(&self, share: &str) -> Result<Vec<VersionView>> {
+        self.call(self.get(&format!("/v1/shares/{}/trash", percent_encode(share)))).await
+    }
+
+    /// `GET /v1/shares/{share}/versions?path=PATH`.
+    pub async fn share_versions(&self, share: &str, path: &str) -> Result<Vec<VersionView>> {
+        let url = format!("{}/v1/shares/{}/versions?path={}", self.base, percent_encode(share), percent_encode(path));
+        self.call(self.http.get(url)).await
+    }
+
+    /// `POST /v1/shares/{share}/restore`.
+    pub async fn share_restore(&self, share: &str, path: &str, version: Option<usize>) -> Result<Vec<VersionView>> {
+        let body = ShareRestoreRequest { path: path.to_owned(), version };
+        self.call(self.post(&format!("/v1/shares/{}/restore", percent_encode(share)), &body)).await
     }
 
     /// `GET /v1/shares/{share}/doc`: the Automerge document bytes.

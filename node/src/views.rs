@@ -136,6 +136,15 @@ pub struct ShareRoleRequest {
     pub role: Option<String>,
 }
 
+/// `POST /v1/shares/{share}/restore` body and `versions` query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareRestoreRequest {
+    /// Path in the share (where the file is, or was before deletion).
+    pub path: String,
+    /// Version number from `versions`; none to just undelete.
+    pub version: Option<usize>,
+}
+
 /// Body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -115,6 +115,22 @@ async fn edits_renames_and_deletions_reach_every_member() -> Result<()> {
 
     let status = f.bob.client()?.share_status("Family").await?;
     assert_eq!((status.files, status.folders, status.in_trash), (3, 2, 1), "{status:?}");
+
+    // Deleted and overwritten versions are kept and restorable.
+    let trash = f.bob.client()?.share_trash("Family").await?;
+    assert_eq!(trash.len(), 1);
+    assert_eq!(trash[0].path, "Pictures/cat.jpg");
+    let versions = f.alice.client()?.share_versions("Family", "notes.txt").await?;
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(versions[1].current && !versions[0].current);
+    f.bob.client()?.share_restore("Family", "Pictures/cat.jpg", None).await?;
+    f.alice.client()?.share_restore("Family", "notes.txt", Some(0)).await?;
+    same_tree(a, b, "the restores to reach bob").await?;
+    assert_eq!(std::fs::read(a.join("notes.txt"))?, b"milk, eggs");
+    assert_eq!(std::fs::read(b.join("Pictures/cat.jpg"))?, big_file(70_000, 2));
+    std::fs::write(a.join("notes.txt"), b"milk, eggs, bread")?;
+    std::fs::remove_file(a.join("Pictures/cat.jpg"))?;
+    same_tree(a, b, "the state before the restores").await?;
     assert_eq!(status.bytes, tree(b).values().map(|v| v.len() as u64).sum::<u64>());
 
     // Carol is read-only: her edit stays on her disk and reaches nobody.

@@ -85,6 +85,12 @@ pub enum ShareOp {
     Doc(String),
     /// Scan the directory now (normally done on a timer).
     Scan(String),
+    /// Deleted entries.
+    Trash(String),
+    /// Versions of one file.
+    Versions { share: String, path: String },
+    /// Restore a deleted entry and/or an older version.
+    Restore { share: String, path: String, version: Option<usize> },
 }
 
 /// The answer to a [`ShareOp`].

@@ -31,7 +31,7 @@ use crate::api::ApiError;
 use crate::blobs::BlobStore;
 use crate::store::{ShareRecord, Store};
 use fs::{Index, ScanReport, ShareFs, WriteReport};
-use hearth_crdt::folder::{Editor, Folder};
+use hearth_crdt::folder::{Editor, Folder, Version};
 use hearth_crdt::tree::EntryId;
 use hearth_protocol::blob::ChunkHash;
 use keys::{NodeSigner, PeerVerifier};
@@ -73,6 +73,25 @@ pub struct MemberView {
     pub role: String,
     /// Connected now.
     pub online: bool,
+}
+
+/// `hearth share versions` / `hearth share trash` items.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionView {
+    /// Path in the share (for the trash: where it was).
+    pub path: String,
+    /// Number to pass to `restore --version` (0 = oldest).
+    pub version: usize,
+    /// Size in bytes.
+    pub size: u64,
+    /// Who wrote it.
+    pub author: String,
+    /// When, RFC 3339.
+    pub at: String,
+    /// Content id (hex).
+    pub content: String,
+    /// The version currently in the folder.
+    pub current: bool,
 }
 
 /// `hearth share status`.
@@ -696,6 +715,115 @@ impl Shares {
         record.state = "left".into();
         self.persist(id)?;
         self.view(id).ok_or_else(|| ApiError::internal("share vanished"))
+    }
+
+    /// `hearth share trash SHARE`: deleted files and folders, restorable.
+    pub fn trash(&self, id: &[u8]) -> Result<Vec<VersionView>, ApiError> {
+        let doc = self.docs.get(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
+        let folder = Folder::from_doc(doc);
+        Ok(folder
+            .trash()
+            .into_iter()
+            .map(|t| {
+                let v = t.version.clone();
+                VersionView {
+                    path: t.original_path.join("/"),
+                    version: 0,
+                    size: v.as_ref().map(|v| v.size).unwrap_or(0),
+                    author: v.as_ref().map(|v| v.author_name.clone()).unwrap_or_default(),
+                    at: v.as_ref().map(|v| crate::views::rfc3339(v.at.max(0) as u64)).unwrap_or_default(),
+                    content: v.as_ref().map(|v| hex(&v.content)).unwrap_or_default(),
+                    current: false,
+                }
+            })
+            .collect())
+    }
+
+    /// `hearth share versions SHARE PATH`: every version of a file.
+    pub fn versions(&mut self, id: &[u8], path: &str) -> Result<Vec<VersionView>, ApiError> {
+        let (entry, _) = self.find(id, path)?;
+        let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
+        let current = Folder::from_doc(doc).versions(entry).first().cloned();
+        Ok(Folder::history(doc, entry)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| VersionView {
+                path: path.to_owned(),
+                version: i,
+                size: v.size,
+                author: v.author_name.clone(),
+                at: crate::views::rfc3339(v.at.max(0) as u64),
+                content: hex(&v.content),
+                current: current.as_ref() == Some(&v),
+            })
+            .collect())
+    }
+
+    /// An entry by its current path, or by the path it had before deletion;
+    /// the bool says it is in the trash.
+    fn find(&self, id: &[u8], path: &str) -> Result<(EntryId, bool), ApiError> {
+        let doc = self.docs.get(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
+        let folder = Folder::from_doc(doc);
+        let path = path.trim_matches('/');
+        if let Some(item) = folder.items().into_iter().find(|i| i.path.join("/") == path && i.conflict.is_none()) {
+            return Ok((item.entry, false));
+        }
+        folder
+            .trash()
+            .into_iter()
+            .rev()
+            .find(|t| t.original_path.join("/") == path)
+            .map(|t| (t.entry, true))
+            .ok_or_else(|| ApiError::not_found(format!("nothing at {path:?} in this share or its trash")))
+    }
+
+    /// `hearth share restore SHARE PATH [--version V]`: brings a deleted
+    /// entry back where it was, and/or makes an earlier version current.
+    pub fn restore(
+        &mut self,
+        id: &[u8],
+        path: &str,
+        version: Option<usize>,
+        now: u64,
+        online: &dyn Fn(&PeerId) -> bool,
+    ) -> Result<Vec<Outgoing>, ApiError> {
+        let record = self.records.get(id).ok_or_else(|| ApiError::not_found("no such share"))?;
+        if record.role == "read-only" {
+            return Err(ApiError::conflict("read-only members cannot restore; ask the owner or a read-write member"));
+        }
+        let (entry, in_trash) = self.find(id, path)?;
+        let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
+        let folder = Folder::from_doc(doc);
+        let history = Folder::history(doc, entry);
+        if !in_trash && version.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "{path} is not deleted: give --version to restore an older version"
+            )));
+        }
+        let mut editor = Editor::new(doc, &folder, &self.local);
+        if in_trash {
+            let item = folder
+                .trash()
+                .into_iter()
+                .find(|t| t.entry == entry)
+                .ok_or_else(|| ApiError::internal("trash item vanished"))?;
+            let (mut parent, name) = item.original_place;
+            if !folder.tree().contains(parent) || folder.tree().is_in_trash(parent) {
+                parent = EntryId::ROOT; // its folder is gone: back at the top
+            }
+            editor.move_to(entry, parent, &name).map_err(ApiError::internal)?;
+        }
+        if let Some(v) = version {
+            let old = history.get(v).ok_or_else(|| {
+                ApiError::bad_request(format!("{path} has no version {v}; see `hearth share versions`"))
+            })?;
+            let restored =
+                Version { author: self.local.clone(), author_name: self.name.clone(), at: now as i64, ..old.clone() };
+            editor.set_version(entry, &restored).map_err(ApiError::internal)?;
+        }
+        let out = self.commit_and_push(id, now, online)?;
+        self.write_out(id);
+        Ok(out)
     }
 
     /// `hearth share status SHARE`.

@@ -135,6 +135,19 @@ impl EventLoop {
                 let written = self.shares.write_out(&id);
                 json(serde_json::json!({ "recorded": report, "written": written }))
             }
+            ShareOp::Trash(share) => {
+                let id = self.shares.resolve(&share)?;
+                json(self.shares.trash(&id)?)
+            }
+            ShareOp::Versions { share, path } => {
+                let id = self.shares.resolve(&share)?;
+                json(self.shares.versions(&id, &path)?)
+            }
+            ShareOp::Restore { share, path, version } => {
+                let id = self.shares.resolve(&share)?;
+                out.extend(self.shares.restore(&id, &path, version, now, &online)?);
+                json(self.shares.versions(&id, &path)?)
+            }
             ShareOp::Doc(share) => {
                 let id = self.shares.resolve(&share)?;
                 Ok(ShareReply::Bytes(self.shares.doc_bytes(&id)?))
