@@ -43,7 +43,8 @@ const SECTION: &str = "document";
 
 /// 2026-11-22 01:11:21 UTC: the clock of the scenario.
 const T0: i64 = 1_795_309_881;
-const SHARE_ID: [u8; 16] = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
+const SHARE_ID: [u8; 16] =
+    [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
 const SHARE_NAME: &str = "Family";
 
 // ----- plumbing ------------------------------------------------------------
@@ -121,7 +122,7 @@ fn hex(bytes: impl AsRef<[u8]>) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex {s:?}");
+    assert!(s.len().is_multiple_of(2), "odd hex {s:?}");
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
 }
 
@@ -202,7 +203,12 @@ struct IdentityVector {
 }
 
 fn cast() -> Cast {
-    let cast = Cast { alice: Key::new("alice", 1), bob: Key::new("bob", 2), carol: Key::new("carol", 3), dave: Key::new("dave", 4) };
+    let cast = Cast {
+        alice: Key::new("alice", 1),
+        bob: Key::new("bob", 2),
+        carol: Key::new("carol", 3),
+        dave: Key::new("dave", 4),
+    };
     // The peer ids are identity.json's (its first three identities).
     let ids: IdentityFile = parse("spec/vectors/identity.json", IDENTITY_JSON);
     for (i, key) in [&cast.alice, &cast.bob, &cast.carol].into_iter().enumerate() {
@@ -314,6 +320,9 @@ struct VersionVector {
     author_name: String,
     at: i64,
     manifest_len: u32,
+    /// For a conflict copy kept as an entry of its own: the entry it
+    /// conflicts with (hex), else empty.
+    conflict_of: String,
     cbor: String,
 }
 
@@ -481,6 +490,7 @@ fn folder_outputs(doc: &ShareDoc) -> (Vec<MoveVector>, Vec<VersionVector>, Vec<I
                 author_name: v.author_name,
                 at: v.at,
                 manifest_len: v.manifest_len,
+                conflict_of: hex(&v.conflict_of),
                 cbor: hex(&bytes),
             });
         }
@@ -568,6 +578,7 @@ fn file_version(key: &Key, content: u8, size: u64, at: i64) -> Version {
         author_name: key.name.to_owned(),
         at,
         manifest_len: 49,
+        conflict_of: Vec::new(),
     }
 }
 
@@ -582,6 +593,7 @@ fn dir_version(key: &Key, at: i64) -> Version {
         author_name: key.name.to_owned(),
         at,
         manifest_len: 0,
+        conflict_of: Vec::new(),
     }
 }
 
@@ -589,6 +601,7 @@ const PHOTOS: [u8; 16] = [0x11; 16];
 const BEACH: [u8; 16] = [0x22; 16];
 const NOTES: [u8; 16] = [0x33; 16];
 const NOTES_UPPER: [u8; 16] = [0x44; 16];
+const NOTES_COPY: [u8; 16] = [0x55; 16];
 
 /// Edits `doc` as `key` through the folder editor, commits, and records the
 /// signed change in `changes`.
@@ -631,7 +644,10 @@ fn generate() -> DocumentSection {
     let removal = a.commit(&c.alice, T0 + 3600).expect("commit").expect("a change");
     let after_removal = a.heads();
     let history = vec![
-        signed_vector("alice creates the share: meta {id, name, owner}, members {alice: owner}, moves {}, entries {}", &genesis),
+        signed_vector(
+            "alice creates the share: meta {id, name, owner}, members {alice: owner}, moves {}, entries {}",
+            &genesis,
+        ),
         signed_vector("alice makes bob read-write and carol read-only", &roles),
         signed_vector("alice removes bob (members[bob] = \"removed\")", &removal),
     ];
@@ -657,7 +673,12 @@ fn generate() -> DocumentSection {
     };
     let bob_edit = forge(&mut a, &after_roles, &c.bob, &c.bob, T0 + 120, entry_edit);
     case("bob (read-write) writes an entry: accepted", 2, bob_edit.clone(), &history);
-    case("bob's same change, received before the change that made him a member: held back", 1, bob_edit.clone(), &history);
+    case(
+        "bob's same change, received before the change that made him a member: held back",
+        1,
+        bob_edit.clone(),
+        &history,
+    );
     case(
         "bob's same change, concurrent with his removal (its dependencies predate it): accepted",
         3,
@@ -771,8 +792,13 @@ fn generate() -> DocumentSection {
     let t = T0 + 600;
     let created = step(&mut changes, "bob creates Photos/, Photos/beach.jpg and notes.txt", &mut bob, &c.bob, t, |e| {
         e.create(EntryId::from_bytes(PHOTOS), EntryId::ROOT, "Photos", &dir_version(&c.bob, t)).expect("create");
-        e.create(EntryId::from_bytes(BEACH), EntryId::from_bytes(PHOTOS), "beach.jpg", &file_version(&c.bob, 0xb1, 200_000, t))
-            .expect("create");
+        e.create(
+            EntryId::from_bytes(BEACH),
+            EntryId::from_bytes(PHOTOS),
+            "beach.jpg",
+            &file_version(&c.bob, 0xb1, 200_000, t),
+        )
+        .expect("create");
         e.create(EntryId::from_bytes(NOTES), EntryId::ROOT, "notes.txt", &file_version(&c.bob, 0xc1, 1_000, t))
             .expect("create");
     });
@@ -783,9 +809,16 @@ fn generate() -> DocumentSection {
         e.set_version(EntryId::from_bytes(NOTES), &file_version(&c.alice, 0xc2, 1_100, t1)).expect("edit");
     });
     let t2 = T0 + 1260;
-    let bob_edit = step(&mut changes, "bob edits notes.txt concurrently (he has not seen alice's edit)", &mut bob, &c.bob, t2, |e| {
-        e.set_version(EntryId::from_bytes(NOTES), &file_version(&c.bob, 0xc3, 1_200, t2)).expect("edit");
-    });
+    let bob_edit = step(
+        &mut changes,
+        "bob edits notes.txt concurrently (he has not seen alice's edit)",
+        &mut bob,
+        &c.bob,
+        t2,
+        |e| {
+            e.set_version(EntryId::from_bytes(NOTES), &file_version(&c.bob, 0xc3, 1_200, t2)).expect("edit");
+        },
+    );
     assert_eq!(alice.receive(vec![bob_edit], &PeerIds).applied.len(), 1);
     assert_eq!(bob.receive(vec![alice_edit], &PeerIds).applied.len(), 1);
     let t3 = T0 + 1800;
@@ -797,6 +830,22 @@ fn generate() -> DocumentSection {
     step(&mut changes, "alice deletes Photos/beach.jpg (moves it to the trash)", &mut alice, &c.alice, t4, |e| {
         e.delete(EntryId::from_bytes(BEACH), "beach.jpg").expect("delete");
     });
+    let t5 = T0 + 2400;
+    let copy = step(
+        &mut changes,
+        "bob's node finds notes.txt edited on its disk after alice's edit arrived: the local version is kept as a \
+         new entry beside it, named as a conflict copy and marked conflict_of notes.txt",
+        &mut bob,
+        &c.bob,
+        t5,
+        |e| {
+            let mut v = file_version(&c.bob, 0xc4, 1_300, t5);
+            v.conflict_of = NOTES.to_vec();
+            e.create(EntryId::from_bytes(NOTES_COPY), EntryId::ROOT, &conflict_name("notes.txt", "bob", &date(t5)), &v)
+                .expect("create");
+        },
+    );
+    assert_eq!(alice.receive(vec![copy], &PeerIds).applied.len(), 1);
     let (moves, versions, items) = folder_outputs(&alice);
     let folder = FolderScenario {
         description: "bob and alice edit the share after history[..2]; receiving `changes` in order gives these \
@@ -819,7 +868,8 @@ fn generate() -> DocumentSection {
         effect: String::new(),
     };
     let (root, trash) = (hex(EntryId::ROOT.as_bytes()), hex(EntryId::TRASH.as_bytes()));
-    let (e1, e2, e3, e4, e5, e6) = (hex([0x01; 16]), hex([0x02; 16]), hex([0x03; 16]), hex([0x04; 16]), hex([0x05; 16]), hex([0x06; 16]));
+    let (e1, e2, e3, e4, e5, e6) =
+        (hex([0x01; 16]), hex([0x02; 16]), hex([0x03; 16]), hex([0x04; 16]), hex([0x05; 16]), hex([0x06; 16]));
     let mut ops = vec![
         op(1, &x, &e1, &root, "A"),
         op(2, &x, &e2, &e1, "B"),
@@ -845,7 +895,8 @@ fn generate() -> DocumentSection {
         entries,
     };
 
-    let dates = [0, T0, 951_782_400, 1_709_251_199, -1, 4_102_444_800].map(|unix| DateVector { unix, text: date(unix) });
+    let dates =
+        [0, T0, 951_782_400, 1_709_251_199, -1, 4_102_444_800].map(|unix| DateVector { unix, text: date(unix) });
     let long = "x".repeat(250);
     let conflict_inputs: Vec<(String, &str, String)> = vec![
         ("notes.txt".into(), "bob", date(T0 + 1260)),
@@ -914,14 +965,18 @@ fn document_vectors() {
     // Members.
     let fresh: Vec<MemberVector> = [&c.alice, &c.bob, &c.carol, &c.dave]
         .into_iter()
-        .map(|k| MemberVector { name: k.name.into(), seed: hex(k.signing.to_bytes()), peer: hex(k.peer()), key: member_key(&k.peer()) })
+        .map(|k| MemberVector {
+            name: k.name.into(),
+            seed: hex(k.signing.to_bytes()),
+            peer: hex(k.peer()),
+            key: member_key(&k.peer()),
+        })
         .collect();
     compare("members", |v| v.name.clone(), &fresh, &file.members);
 
     // History: decode direction (hash, deps, author, signature) and the
     // document it builds.
-    let fresh: Vec<SignedVector> =
-        file.history.iter().map(|v| signed_vector(&v.description, &signed_of(v))).collect();
+    let fresh: Vec<SignedVector> = file.history.iter().map(|v| signed_vector(&v.description, &signed_of(v))).collect();
     compare("history", |v| v.description.clone(), &fresh, &file.history);
     for v in &file.history {
         assert!(PeerIds.verify(&unhex(&v.author), &unhex(&v.signing_message), &unhex(&v.signature)));
@@ -960,7 +1015,17 @@ fn document_vectors() {
         })
         .collect();
     compare("authorisation", |v| v.description.clone(), &fresh, &file.authorisation);
-    for result in ["applied", "pending", "bad_signature", "not_a_member", "read_only", "owner_only", "forged_move", "foreign_genesis", "malformed"] {
+    for result in [
+        "applied",
+        "pending",
+        "bad_signature",
+        "not_a_member",
+        "read_only",
+        "owner_only",
+        "forged_move",
+        "foreign_genesis",
+        "malformed",
+    ] {
         assert!(file.authorisation.iter().any(|v| v.result == result), "no authorisation case with result {result}");
     }
 
@@ -994,10 +1059,12 @@ fn document_vectors() {
             author_name: v.author_name.clone(),
             at: v.at,
             manifest_len: v.manifest_len,
+            conflict_of: unhex(&v.conflict_of),
         };
         assert_eq!(hex(cbor(&version)), v.cbor, "version of {}", v.entry);
     }
-    // A version written before `manifest_len` existed still decodes (as 0).
+    // A version written before `manifest_len` and `conflict_of` existed still
+    // decodes (as 0 and empty).
     #[derive(Serialize)]
     struct OldVersion<'a> {
         kind: &'a str,
@@ -1021,7 +1088,7 @@ fn document_vectors() {
         author_name: "x",
         at: 3,
     }));
-    assert_eq!(old.manifest_len, 0);
+    assert_eq!((old.manifest_len, old.conflict_of.as_slice()), (0, &[][..]));
     // Conflict copies are named from the loser's data.
     for item in file.folder.items.iter().filter(|i| i.conflict.is_some()) {
         let loser = file
@@ -1030,7 +1097,8 @@ fn document_vectors() {
             .iter()
             .find(|v| v.entry == item.entry && Some(v.rank) == item.conflict.map(|c| c + 1))
             .expect("the loser of a conflict copy");
-        let winner_path = &file.folder.items.iter().find(|i| i.entry == item.entry && i.conflict.is_none()).expect("winner").path;
+        let winner_path =
+            &file.folder.items.iter().find(|i| i.entry == item.entry && i.conflict.is_none()).expect("winner").path;
         let (dir, name) = winner_path.rsplit_once('/').map_or(("", winner_path.as_str()), |(d, n)| (d, n));
         let expected = conflict_name(name, &loser.author_name, &date(loser.at));
         let expected = if dir.is_empty() { expected } else { format!("{dir}/{expected}") };

@@ -17,7 +17,7 @@ use libp2p::request_response::{self, ResponseChannel};
 use libp2p::PeerId;
 use tracing::{debug, info, warn};
 
-use super::EventLoop;
+use super::{blocking, EventLoop};
 use crate::net::codec::Wire;
 
 /// Downloads running at once.
@@ -90,7 +90,7 @@ impl EventLoop {
         }
         let batch = std::mem::take(&mut self.chunk_batch);
         self.chunk_batch_bytes = 0;
-        if let Err(e) = self.shares.blobs().put_many(batch) {
+        if let Err(e) = blocking(|| self.shares.blobs().put_many(batch)) {
             warn!("cannot store fetched chunks: {e}");
         }
     }
@@ -138,7 +138,7 @@ impl EventLoop {
         }
         if let Some(done) = self.downloads.remove(&id) {
             info!(content = %id, bytes = done.fetcher.bytes_total(), "content fetched");
-            self.shares.write_out(&done.share);
+            blocking(|| self.shares.write_out(&done.share));
             self.drive_fetches();
         }
     }

@@ -50,6 +50,16 @@ struct Redial {
     delay: Duration,
 }
 
+/// Runs disk-heavy work (scanning, hashing, writing files) on the event
+/// loop's thread without starving the runtime: other tasks (the API, the
+/// connections' own tasks) move to other workers meanwhile.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// See the module documentation.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,

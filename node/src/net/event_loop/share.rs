@@ -9,7 +9,7 @@ use libp2p::PeerId;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use super::EventLoop;
+use super::{blocking, EventLoop};
 use crate::api::ApiError;
 use crate::net::codec::Wire;
 use crate::net::{ShareOp, ShareReply};
@@ -29,11 +29,11 @@ impl EventLoop {
         }
         for id in self.shares.active() {
             let swarm = &self.swarm;
-            match self.shares.scan(&id, now_unix(), &|p| swarm.is_connected(p)) {
+            match blocking(|| self.shares.scan(&id, now_unix(), &|p| swarm.is_connected(p))) {
                 Ok((_, out)) => self.send_share(out),
                 Err(e) => warn!("cannot scan a share: {}", e.message),
             }
-            self.shares.write_out(&id);
+            blocking(|| self.shares.write_out(&id));
         }
     }
 
@@ -42,7 +42,7 @@ impl EventLoop {
     pub(super) fn scan_settled(&mut self) {
         for id in self.watch.take_settled() {
             let swarm = &self.swarm;
-            match self.shares.scan(&id, now_unix(), &|p| swarm.is_connected(p)) {
+            match blocking(|| self.shares.scan(&id, now_unix(), &|p| swarm.is_connected(p))) {
                 Ok((_, out)) => self.send_share(out),
                 Err(e) => debug!("cannot scan a share: {}", e.message),
             }
@@ -130,9 +130,9 @@ impl EventLoop {
             }
             ShareOp::Scan(share) => {
                 let id = self.shares.resolve(&share)?;
-                let (report, messages) = self.shares.scan(&id, now, &online)?;
+                let (report, messages) = blocking(|| self.shares.scan(&id, now, &online))?;
                 out.extend(messages);
-                let written = self.shares.write_out(&id);
+                let written = blocking(|| self.shares.write_out(&id));
                 json(serde_json::json!({ "recorded": report, "written": written }))
             }
             ShareOp::Trash(share) => {
@@ -164,7 +164,8 @@ impl EventLoop {
             Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
                 if let Some(share) = self.share_requests.remove(&request_id) {
                     let swarm = &self.swarm;
-                    let out = self.shares.on_sync_response(&peer, &share, response, &|p| swarm.is_connected(p));
+                    let out =
+                        blocking(|| self.shares.on_sync_response(&peer, &share, response, &|p| swarm.is_connected(p)));
                     self.send_share(out);
                     // New versions may need content: ask for it now.
                     self.drive_fetches();
@@ -191,7 +192,7 @@ impl EventLoop {
             }
             Wire::Msg(request) => {
                 let swarm = &self.swarm;
-                self.shares.on_request(&peer, request, now_unix(), &|p| swarm.is_connected(p))
+                blocking(|| self.shares.on_request(&peer, request, now_unix(), &|p| swarm.is_connected(p)))
             }
         };
         let _ = self.swarm.behaviour_mut().share.send_response(channel, response);
