@@ -128,8 +128,9 @@ pub enum Rejection {
     /// A read-write member touched what only the owner may change.
     #[error("only the owner may change {0}")]
     OwnerOnly(&'static str),
-    /// A move op keyed with another member's actor.
-    #[error("a move op claims another author")]
+    /// A move op keyed with another member's actor, or one that overwrites
+    /// or deletes an existing move (moves are immutable).
+    #[error("a move op claims another author or rewrites an existing move")]
     ForgedMove,
     /// The first change of a share, not made by the expected owner.
     #[error("the share's first change is not the owner's")]
@@ -520,12 +521,15 @@ impl ShareDoc {
                         Some((_, "meta")) => return Err(Rejection::OwnerOnly("the share's name and identity")),
                         Some((_, "members")) => return Err(Rejection::OwnerOnly("the membership")),
                         Some((_, _moves)) => {
-                            // Move ops are immutable and keyed by their author.
+                            // Move ops are immutable and keyed by their author:
+                            // a new key of its own, never an overwrite or delete.
                             let key_ok = match &op.key {
                                 automerge::legacy::Key::Map(k) => k.ends_with(&own_prefix),
                                 automerge::legacy::Key::Seq(_) => false,
                             };
-                            if !key_ok {
+                            let insert_only =
+                                op.pred.is_empty() && matches!(op.action, automerge::legacy::OpType::Put(_));
+                            if !key_ok || !insert_only {
                                 return Err(Rejection::ForgedMove);
                             }
                         }

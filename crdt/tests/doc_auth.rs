@@ -163,6 +163,24 @@ fn forged_authors_bad_signatures_and_strangers_are_refused() {
     });
     assert_eq!(rejection(&w.a.receive(vec![forged_move], &Ed25519)), Rejection::ForgedMove);
 
+    // Bob's own move, then an overwrite and a deletion of it: moves are immutable.
+    let own_key = format!("{:016x}-{}", 8, member_key(&w.rw.peer()));
+    w.b.put_move(&own_key, vec![1]).expect("move");
+    let own = w.b.commit(&w.rw, 1_800_000_060).expect("commit").expect("change");
+    assert_eq!(w.a.receive(vec![own], &Ed25519).applied.len(), 1);
+    let key = own_key.clone();
+    let overwrite = forge(&mut w.b, &w.rw, move |raw| {
+        let moves = raw.get(ROOT, "moves").expect("get").expect("moves").1;
+        raw.put(&moves, key, ScalarValue::Bytes(vec![2])).expect("put");
+    });
+    assert_eq!(rejection(&w.a.receive(vec![overwrite], &Ed25519)), Rejection::ForgedMove);
+    let key = own_key.clone();
+    let erase = forge(&mut w.b, &w.rw, move |raw| {
+        let moves = raw.get(ROOT, "moves").expect("get").expect("moves").1;
+        raw.delete(&moves, key).expect("delete");
+    });
+    assert_eq!(rejection(&w.a.receive(vec![erase], &Ed25519)), Rejection::ForgedMove);
+
     // Bob's change signed by carol's key.
     let mut stolen = forge(&mut w.b, &w.rw, |raw| {
         let e = entries(raw);

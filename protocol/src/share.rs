@@ -22,6 +22,10 @@ pub const PROTOCOL: &str = "/hearth/share/1";
 pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 /// Changes carried by one message, in bytes (leaves room for framing).
 pub const MAX_CHANGE_BYTES: usize = 3 * 1024 * 1024;
+/// The refusal a node sends to a peer that is not (or no longer) a member;
+/// from the owner, it tells a removed member that it was removed.
+pub const NOT_A_MEMBER: &str = "you are not a member of this share";
+
 /// Length of a share id.
 pub const SHARE_ID_LEN: usize = 16;
 

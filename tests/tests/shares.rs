@@ -100,6 +100,16 @@ async fn a_family_share_reaches_every_member_with_its_roles() -> Result<()> {
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(bob.client()?.share_status("Photos").await?.doc_changes, bob_changes, "bob received nothing more");
+    // Bob learns he was removed when alice refuses his next sync (here: on
+    // reconnection), and stops syncing; his files stay.
+    alice.client()?.remove_contact("bob").await?;
+    let token = bob.client()?.invite(None).await?.token;
+    alice.client()?.join(&token, None).await?;
+    eventually(SYNC, "bob to see the share as removed", || async {
+        Ok(bob.client()?.shares().await?.iter().any(|s| s.name == "Photos" && s.state == "removed"))
+    })
+    .await?;
+    assert!(dir.path().join("bob-photos").is_dir());
 
     // The document is plain Automerge.
     let bytes = carol.client()?.share_doc("Photos").await?;

@@ -551,7 +551,9 @@ impl<'a> ShareFs<'a> {
     /// Writes the document's state to disk (see the module documentation).
     pub fn materialise(&mut self, folder: &Folder) -> WriteReport {
         let mut report = WriteReport::default();
-        let items = folder.items();
+        // Names this node never scans (temporary and lock files) are not
+        // written either: the next scan would take them for deletions.
+        let items: Vec<_> = folder.items().into_iter().filter(|i| !i.path.iter().any(|n| ignored(n))).collect();
         let wanted: BTreeMap<String, &hearth_crdt::folder::Item> =
             items.iter().map(|i| (i.path.join("/"), i)).collect();
         let by_entry: BTreeMap<EntryId, String> =

@@ -523,8 +523,14 @@ impl Shares {
         let peer = from.to_bytes();
         match request {
             ShareRequest::Invite { name, role, .. } => {
-                if self.records.get(&id).is_some_and(|r| r.state == "active") {
-                    return (ShareResponse::Ok, Vec::new()); // already in: a resent invitation
+                if let Some(existing) = self.records.get(&id) {
+                    if existing.owner != peer {
+                        warn!(share = %hex(&id), %from, "refused an invitation to a share owned by someone else");
+                        return refuse("this share belongs to someone else");
+                    }
+                    if existing.state == "active" {
+                        return (ShareResponse::Ok, Vec::new()); // already in: a resent invitation
+                    }
                 }
                 let Ok(name) = hearth_protocol::names::validate_name(&name) else {
                     return refuse("invalid share name");
@@ -579,7 +585,7 @@ impl Shares {
                 let Some(doc) = self.docs.get(&id) else { return refuse("unknown share") };
                 if doc.role_of(&peer).is_none() {
                     warn!(share = %hex(&id), %from, "refused a share sync from a node that is not a member");
-                    return refuse("you are not a member of this share");
+                    return refuse(wire::NOT_A_MEMBER);
                 }
                 let (applied, rejected) = self.apply(&id, from, changes);
                 let theirs = heads_from_wire(&heads);
@@ -625,7 +631,26 @@ impl Shares {
         }
         if applied > 0 {
             info!(share = %hex(id), %from, "applied {applied} change(s)");
-            self.write_out(id);
+            let removed = self.docs.get(id).is_some_and(|d| d.role_of(&self.local).is_none());
+            match self.records.get_mut(id) {
+                Some(record) if removed && record.role != "owner" => {
+                    // The owner removed us: stop syncing; the files stay.
+                    warn!(share = %hex(id), "this node was removed from share {:?}; its files stay", record.name);
+                    record.state = "removed".into();
+                    if let Err(e) = self.persist(id) {
+                        warn!("cannot save share {}: {}", hex(id), e.message);
+                    }
+                }
+                _ => {
+                    if let Some(doc) = self.docs.get(id) {
+                        let role = doc.role_of(&self.local).map(|r| r.as_str().to_owned());
+                        if let (Some(role), Some(record)) = (role, self.records.get_mut(id)) {
+                            record.role = role; // a role change by the owner
+                        }
+                    }
+                    self.write_out(id);
+                }
+            }
         }
         (applied, rejected)
     }
@@ -664,6 +689,16 @@ impl Shares {
             }
             ShareResponse::Refused { message } => {
                 warn!(share = %hex(id), %from, "share sync refused: {message}");
+                let from_owner = self.records.get(id).is_some_and(|r| r.owner == from.to_bytes() && r.role != "owner");
+                if from_owner && message == wire::NOT_A_MEMBER {
+                    if let Some(record) = self.records.get_mut(id) {
+                        warn!(share = %hex(id), "the owner removed this node from share {:?}; its files stay", record.name);
+                        record.state = "removed".into();
+                    }
+                    if let Err(e) = self.persist(id) {
+                        warn!("cannot save share {}: {}", hex(id), e.message);
+                    }
+                }
                 Vec::new()
             }
             ShareResponse::Ok => Vec::new(),

@@ -31,6 +31,9 @@ const WRITE_BATCH_BYTES: usize = 16 * 1024 * 1024;
 pub(super) struct Download {
     share: Vec<u8>,
     fetcher: Fetcher,
+    /// Peers handed to the fetcher (adding one again would reset its
+    /// back-off and what it said it lacks).
+    peers: std::collections::BTreeSet<Vec<u8>>,
     /// Fetching the manifest blob itself (then its chunks).
     manifest_stage: bool,
 }
@@ -57,7 +60,8 @@ impl EventLoop {
                     _ if manifest_len == 0 => continue,
                     _ => (Fetcher::for_blob(id, manifest_len, FetchConfig::default()), true),
                 };
-                self.downloads.insert(id, Download { share: share.clone(), fetcher, manifest_stage });
+                self.downloads
+                    .insert(id, Download { share: share.clone(), fetcher, manifest_stage, peers: Default::default() });
                 debug!(content = %id, "fetching content");
             }
         }
@@ -71,8 +75,15 @@ impl EventLoop {
                 .filter(|p| PeerId::from_bytes(p).is_ok_and(|peer| swarm.is_connected(&peer)))
                 .collect();
             let Some(download) = self.downloads.get_mut(&id) else { continue };
+            let gone: Vec<Vec<u8>> = download.peers.iter().filter(|p| !online.contains(p)).cloned().collect();
+            for peer in gone {
+                download.fetcher.remove_peer(&peer);
+                download.peers.remove(&peer);
+            }
             for peer in online {
-                download.fetcher.add_peer(peer);
+                if download.peers.insert(peer.clone()) {
+                    download.fetcher.add_peer(peer);
+                }
             }
             download.fetcher.handle_timeout(now);
             while let Some((peer, get)) = download.fetcher.poll_request(now) {
@@ -92,6 +103,20 @@ impl EventLoop {
         self.chunk_batch_bytes = 0;
         if let Err(e) = blocking(|| self.shares.blobs().put_many(batch)) {
             warn!("cannot store fetched chunks: {e}");
+        }
+    }
+
+    /// Once per tick: peers that lacked a chunk may have it now (they were
+    /// fetching it themselves), so downloads stuck on unavailable chunks ask
+    /// their peers again. Bounded to once a second, unlike a retry on every
+    /// answer.
+    pub(super) fn retry_unavailable(&mut self) {
+        for download in self.downloads.values_mut() {
+            if !download.fetcher.unavailable().is_empty() {
+                for peer in download.peers.iter().cloned().collect::<Vec<_>>() {
+                    download.fetcher.add_peer(peer);
+                }
+            }
         }
     }
 
@@ -124,6 +149,7 @@ impl EventLoop {
                 Ok(Some(manifest)) => {
                     download.fetcher = Fetcher::new(&manifest, |h| blobs.has(h), FetchConfig::default());
                     download.manifest_stage = false;
+                    download.peers.clear();
                     if !download.fetcher.is_done() {
                         self.drive_fetches();
                         return;

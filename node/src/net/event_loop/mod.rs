@@ -719,6 +719,7 @@ impl EventLoop {
             self.scan_all();
         }
         self.flush_chunks();
+        self.retry_unavailable();
         self.drive_fetches();
         let grace = Duration::from_secs(self.config.stranger_grace_secs);
         let expired: Vec<PeerId> =
