@@ -136,6 +136,9 @@ pub enum ShareCommand {
         share: String,
         /// Where the folder goes.
         path: PathBuf,
+        /// Wait for the first sync to finish, with a progress bar.
+        #[arg(long)]
+        wait: bool,
     },
     /// Decline an invitation.
     Decline {
@@ -379,9 +382,12 @@ async fn share(client: &Client, action: ShareCommand) -> Result<()> {
             let role = if read_only { "read-only" } else { "read-write" };
             println!("invited {contact} to {share} as {role}; they accept with `hearth share accept {share} PATH`");
         }
-        ShareCommand::Accept { share, path } => {
+        ShareCommand::Accept { share, path, wait } => {
             let view = client.share_accept(&share, &path.to_string_lossy()).await?;
             println!("accepted {:?}; it syncs into {}", view.name, view.path.unwrap_or_default());
+            if wait {
+                wait_for_first_sync(client, &view.id).await?;
+            }
         }
         ShareCommand::Decline { share } => {
             let view = client.share_decline(&share).await?;
@@ -439,6 +445,40 @@ async fn share(client: &Client, action: ShareCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Shows the initial sync of a share as a progress bar (bytes received of
+/// the bytes the document describes) until nothing is left to fetch.
+async fn wait_for_first_sync(client: &Client, share: &str) -> Result<()> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("receiving");
+    let started = std::time::Instant::now();
+    loop {
+        let status = client.share_status(share).await?;
+        bar.set_length(status.bytes);
+        bar.set_position(status.bytes.saturating_sub(status.bytes_pending_down));
+        let document_arrived = status.doc_changes > 1 || status.files > 0;
+        if document_arrived && status.files_pending_down == 0 {
+            bar.finish_with_message("done");
+            println!(
+                "{} file(s), {} folder(s), {} bytes in {:.1?}",
+                status.files,
+                status.folders,
+                status.bytes,
+                started.elapsed()
+            );
+            return Ok(());
+        }
+        if !status.members.iter().any(|m| m.role == "owner" && m.online) && started.elapsed().as_secs() > 30 {
+            bar.abandon_with_message("waiting");
+            anyhow::bail!("the owner is not online; the folder will sync when they are (see `hearth share status`)");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 async fn up(home: &Home) -> Result<()> {

@@ -74,6 +74,23 @@ fn two_homes_pair_with_the_cli_and_survive_a_restart() {
     let _up_a = hearth.up(&a);
     wait_for(Duration::from_secs(30), || hearth.online(&a, "bob") && hearth.online(&b, "alice"));
 
+    // A shared folder through the CLI; accept --wait returns once it is here.
+    let family = dir.path().join("family");
+    std::fs::create_dir(&family).expect("mkdir");
+    std::fs::write(family.join("hello.txt"), b"hello bob").expect("write");
+    let id = hearth.ok(&a, &["share", "create", &family.to_string_lossy(), "--name", "Family"]);
+    assert_eq!(id.trim().len(), 32, "{id}");
+    hearth.ok(&a, &["share", "invite", "Family", "bob", "--read-only"]);
+    wait_for(Duration::from_secs(20), || hearth.ok(&b, &["share", "list", "--json"]).contains("pending"));
+    let copy = dir.path().join("bob-family");
+    let out = hearth.ok(&b, &["share", "accept", "Family", &copy.to_string_lossy(), "--wait"]);
+    assert!(out.contains("1 file(s)"), "{out}");
+    assert_eq!(std::fs::read(copy.join("hello.txt")).expect("synced"), b"hello bob");
+    let status: serde_json::Value =
+        serde_json::from_str(&hearth.ok(&b, &["share", "status", "Family", "--json"])).expect("json");
+    assert_eq!(status["role"], "read-only");
+    assert_eq!(status["files"], 1);
+
     assert!(hearth.ok(&a, &["contacts", "remove", "bob"]).contains("removed bob"));
     assert!(hearth.fails(&a, &["contacts", "remove", "bob"]).contains("no contact named"));
     assert_eq!(hearth.contacts(&a), serde_json::json!([]));

@@ -116,6 +116,8 @@ pub struct ShareStatusView {
     pub bytes: u64,
     /// Files whose content is still being fetched from other members.
     pub files_pending_down: usize,
+    /// Bytes of those files.
+    pub bytes_pending_down: u64,
     /// Conflicts: paths of the conflict copies (both versions are on disk).
     pub conflicts: Vec<String>,
     /// Entries in the trash (deleted, content kept).
@@ -910,7 +912,18 @@ impl Shares {
             }
             in_trash = folder.tree().entries().filter(|e| folder.tree().is_in_trash(*e)).count();
         }
-        let files_pending_down = self.wanted.get(id).map(BTreeMap::len).unwrap_or(0);
+        let wanted = self.wanted.get(id);
+        let files_pending_down = wanted.map(BTreeMap::len).unwrap_or(0);
+        let mut bytes_pending_down = 0;
+        if let (Some(doc), Some(wanted)) = (self.docs.get(id), wanted) {
+            for item in Folder::from_doc(doc).items() {
+                let pending = <[u8; 32]>::try_from(item.version.content.as_slice())
+                    .is_ok_and(|c| wanted.contains_key(&ChunkHash(c)));
+                if pending {
+                    bytes_pending_down += item.version.size;
+                }
+            }
+        }
         Ok(ShareStatusView {
             share,
             members,
@@ -921,6 +934,7 @@ impl Shares {
             folders,
             bytes,
             files_pending_down,
+            bytes_pending_down,
             conflicts,
             in_trash,
         })

@@ -7,7 +7,7 @@ use hearth_protocol::share::{ShareRequest, ShareResponse};
 use libp2p::request_response::{self, ResponseChannel};
 use libp2p::PeerId;
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{blocking, EventLoop};
 use crate::api::ApiError;
@@ -83,7 +83,15 @@ impl EventLoop {
         let swarm = &self.swarm;
         let online = |p: &PeerId| swarm.is_connected(p);
         match op {
-            ShareOp::Create { path, name } => json(self.shares.create(&path, name.as_deref(), now)?),
+            ShareOp::Create { path, name } => {
+                let view = self.shares.create(&path, name.as_deref(), now)?;
+                // The existing files are in the document from the start.
+                let id = self.shares.resolve(&view.id)?;
+                let (report, messages) = blocking(|| self.shares.scan(&id, now, &online))?;
+                out.extend(messages);
+                info!(share = %view.id, files = report.created, "shared {} existing entries", report.created);
+                json(view)
+            }
             ShareOp::List => json(self.shares.list()),
             ShareOp::Status(share) => {
                 let id = self.shares.resolve(&share)?;
