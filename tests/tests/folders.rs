@@ -121,8 +121,11 @@ async fn edits_renames_and_deletions_reach_every_member() -> Result<()> {
     assert_eq!(trash.len(), 1);
     assert_eq!(trash[0].path, "Pictures/cat.jpg");
     let versions = f.alice.client()?.share_versions("Family", "notes.txt").await?;
-    assert_eq!(versions.len(), 2, "{versions:?}");
-    assert!(versions[1].current && !versions[0].current);
+    // Alice's original, bob's edit (current). Rarely an intermediate state of
+    // bob's write is recorded as well: an extra version, nothing lost.
+    assert!(versions.len() >= 2, "{versions:?}");
+    assert!(versions.last().is_some_and(|v| v.current) && !versions[0].current, "{versions:?}");
+    assert_eq!((versions[0].author.as_str(), versions[0].size), ("alice", 10), "{versions:?}");
     f.bob.client()?.share_restore("Family", "Pictures/cat.jpg", None).await?;
     f.alice.client()?.share_restore("Family", "notes.txt", Some(0)).await?;
     same_tree(a, b, "the restores to reach bob").await?;
@@ -140,6 +143,8 @@ async fn edits_renames_and_deletions_reach_every_member() -> Result<()> {
     assert_eq!(std::fs::read(a.join("notes.txt"))?, b"milk, eggs, bread");
     assert!(!a.join("carol.txt").exists() && !b.join("carol.txt").exists());
     assert_eq!(std::fs::read(c.join("notes.txt"))?, b"carol was here", "her local file is not overwritten");
+    let carol_status = f.carol.client()?.share_status("Family").await?;
+    assert_eq!(carol_status.not_shared, ["carol.txt", "notes.txt"], "{carol_status:?}");
 
     // `.hearthignore` is shared, and every member skips what it names.
     std::fs::write(a.join(".hearthignore"), "*.log\nbuild/\n")?;
@@ -157,7 +162,6 @@ async fn edits_renames_and_deletions_reach_every_member() -> Result<()> {
     std::fs::write(a.join("con.txt"), b"reserved on Windows")?;
     let report = f.alice.client()?.share_scan("Family").await?;
     assert!(report.to_string().contains("con.txt"), "{report}");
-    let _ = (&f.bob, &f.carol);
     Ok(())
 }
 

@@ -36,6 +36,9 @@ use tracing::{debug, warn};
 
 use crate::blobs::BlobStore;
 
+/// A changed file modified less than this long ago is still being written.
+pub const SETTLE_MS: i64 = 150;
+
 /// The shared file of ignore patterns (gitignore syntax).
 pub const IGNORE_FILE: &str = ".hearthignore";
 
@@ -88,6 +91,9 @@ pub struct ScanReport {
     pub deleted: usize,
     /// Paths skipped because `.hearthignore` matches them.
     pub ignored: usize,
+    /// Changed files still being written (modified within [`SETTLE_MS`]):
+    /// left for the next scan, so no half-written state is recorded.
+    pub unsettled: usize,
     /// Paths that could not be recorded, with the reason.
     pub problems: Vec<String>,
 }
@@ -234,6 +240,25 @@ impl<'a> ShareFs<'a> {
         (found, rules)
     }
 
+    /// Paths whose state on disk differs from what the document put there
+    /// (for a read-only member: local edits that are not shared). Nothing is
+    /// read beyond metadata and nothing is recorded.
+    pub fn local_differences(&self) -> Vec<String> {
+        let mut report = ScanReport::default();
+        let (found, _) = self.walk(&mut report);
+        let mut out: Vec<String> = found
+            .iter()
+            .filter(|(path, f)| match self.index.get(*path) {
+                Some(i) => f.kind == Kind::File && (i.size != f.size || i.mtime_ms != f.mtime_ms),
+                None => true,
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        out.extend(self.index.keys().filter(|p| !found.contains_key(*p)).cloned());
+        out.sort();
+        out
+    }
+
     /// Records local edits in the document (see the module documentation).
     /// `new_id` makes fresh entry ids; the caller commits.
     pub fn scan(
@@ -242,6 +267,7 @@ impl<'a> ShareFs<'a> {
         editor: &mut Editor,
         author: (&[u8], &str),
         now: i64,
+        now_ms: i64,
         mut new_id: impl FnMut() -> EntryId,
     ) -> ScanReport {
         let mut report = ScanReport::default();
@@ -289,6 +315,10 @@ impl<'a> ShareFs<'a> {
                 {
                     continue; // unchanged: not read again
                 }
+            }
+            if f.kind == Kind::File && f.mtime_ms > now_ms - SETTLE_MS {
+                report.unsettled += 1;
+                continue;
             }
             let (content, manifest_len) = match f.kind {
                 Kind::Dir => (Vec::new(), 0),

@@ -122,6 +122,8 @@ pub struct ShareStatusView {
     pub conflicts: Vec<String>,
     /// Entries in the trash (deleted, content kept).
     pub in_trash: usize,
+    /// Read-only members: local edits that are not shared (paths).
+    pub not_shared: Vec<String>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -267,6 +269,7 @@ impl Shares {
                 &mut editor,
                 (&self.local, &self.name),
                 now as i64,
+                crate::now_unix_ms(),
                 || EntryId::from_bytes(rand::random()),
             )
         };
@@ -912,6 +915,13 @@ impl Shares {
             }
             in_trash = folder.tree().entries().filter(|e| folder.tree().is_in_trash(*e)).count();
         }
+        let not_shared = match (&record.path, record.role.as_str(), self.indexes.get(id)) {
+            (Some(path), "read-only", Some(index)) => {
+                let mut index = index.clone();
+                ShareFs::new(Path::new(path), &self.blobs, &mut index).local_differences()
+            }
+            _ => Vec::new(),
+        };
         let wanted = self.wanted.get(id);
         let files_pending_down = wanted.map(BTreeMap::len).unwrap_or(0);
         let mut bytes_pending_down = 0;
@@ -937,6 +947,7 @@ impl Shares {
             bytes_pending_down,
             conflicts,
             in_trash,
+            not_shared,
         })
     }
 

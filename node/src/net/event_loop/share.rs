@@ -28,11 +28,7 @@ impl EventLoop {
             self.watch.ensure(&id, &path);
         }
         for id in self.shares.active() {
-            let swarm = &self.swarm;
-            match blocking(|| self.shares.scan(&id, now_unix(), &|p| swarm.is_connected(p))) {
-                Ok((_, out)) => self.send_share(out),
-                Err(e) => warn!("cannot scan a share: {}", e.message),
-            }
+            self.scan_one(&id);
             blocking(|| self.shares.write_out(&id));
         }
     }
@@ -41,11 +37,21 @@ impl EventLoop {
     /// a moment (editors write a file in several steps).
     pub(super) fn scan_settled(&mut self) {
         for id in self.watch.take_settled() {
-            let swarm = &self.swarm;
-            match blocking(|| self.shares.scan(&id, now_unix(), &|p| swarm.is_connected(p))) {
-                Ok((_, out)) => self.send_share(out),
-                Err(e) => debug!("cannot scan a share: {}", e.message),
+            self.scan_one(&id);
+        }
+    }
+
+    /// Scans one share; files still being written make it scanned again soon.
+    fn scan_one(&mut self, id: &[u8]) {
+        let swarm = &self.swarm;
+        match blocking(|| self.shares.scan(id, now_unix(), &|p| swarm.is_connected(p))) {
+            Ok((report, out)) => {
+                self.send_share(out);
+                if report.unsettled > 0 {
+                    self.watch.mark_dirty(id.to_vec());
+                }
             }
+            Err(e) => debug!("cannot scan a share: {}", e.message),
         }
     }
 
