@@ -95,6 +95,9 @@ impl EventLoop {
                 let id = self.shares.resolve(&view.id)?;
                 let (report, messages) = blocking(|| self.shares.scan(&id, now, &online))?;
                 out.extend(messages);
+                if report.unsettled > 0 {
+                    self.watch.mark_dirty(id.clone());
+                }
                 info!(share = %view.id, files = report.created, "shared {} existing entries", report.created);
                 json(view)
             }
@@ -146,6 +149,9 @@ impl EventLoop {
                 let id = self.shares.resolve(&share)?;
                 let (report, messages) = blocking(|| self.shares.scan(&id, now, &online))?;
                 out.extend(messages);
+                if report.unsettled > 0 {
+                    self.watch.mark_dirty(id.clone());
+                }
                 let written = blocking(|| self.shares.write_out(&id));
                 json(serde_json::json!({ "recorded": report, "written": written }))
             }
