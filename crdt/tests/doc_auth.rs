@@ -2,40 +2,12 @@
 //! what each role may do, forged and tampered changes from hostile members,
 //! and convergence of honest replicas.
 
+mod common;
+
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, ReadDoc, ScalarValue, ROOT};
-use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
-use hearth_crdt::doc::{member_key, signing_message, Rejection, Role, ShareDoc, SignedChange, Signer, Verifier};
-
-struct Key(SigningKey);
-
-impl Key {
-    fn new(seed: u8) -> Self {
-        Key(SigningKey::from_bytes(&[seed; 32]))
-    }
-}
-
-impl Signer for Key {
-    fn peer(&self) -> Vec<u8> {
-        self.0.verifying_key().to_bytes().to_vec()
-    }
-    fn sign(&self, message: &[u8]) -> Vec<u8> {
-        self.0.sign(message).to_bytes().to_vec()
-    }
-}
-
-/// Peer ids are raw ed25519 public keys in these tests.
-struct Ed25519;
-
-impl Verifier for Ed25519 {
-    fn verify(&self, peer: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        let (Ok(peer), Ok(sig)) = (<[u8; 32]>::try_from(peer), <[u8; 64]>::try_from(signature)) else {
-            return false;
-        };
-        let Ok(key) = VerifyingKey::from_bytes(&peer) else { return false };
-        key.verify(message, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok()
-    }
-}
+use common::{Ed25519, Key};
+use hearth_crdt::doc::{member_key, signing_message, Rejection, Role, ShareDoc, SignedChange, Signer};
 
 struct World {
     owner: Key,

@@ -2,33 +2,13 @@
 //! and folder operations, moves as moves, concurrent edits as conflict copies
 //! named the same everywhere, crossed moves without cycles, hostile names.
 
-use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
-use hearth_crdt::doc::{Role, ShareDoc, Signer, Verifier};
+mod common;
+
+use common::{Ed25519, Key};
+use ed25519_dalek::SigningKey;
+use hearth_crdt::doc::{Role, ShareDoc, Signer};
 use hearth_crdt::folder::{Editor, Folder, Kind, Version};
 use hearth_crdt::tree::EntryId;
-
-struct Key(SigningKey, &'static str);
-
-impl Signer for Key {
-    fn peer(&self) -> Vec<u8> {
-        self.0.verifying_key().to_bytes().to_vec()
-    }
-    fn sign(&self, message: &[u8]) -> Vec<u8> {
-        self.0.sign(message).to_bytes().to_vec()
-    }
-}
-
-struct Ed25519;
-
-impl Verifier for Ed25519 {
-    fn verify(&self, peer: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        let (Ok(peer), Ok(sig)) = (<[u8; 32]>::try_from(peer), <[u8; 64]>::try_from(signature)) else {
-            return false;
-        };
-        VerifyingKey::from_bytes(&peer)
-            .is_ok_and(|k| k.verify(message, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok())
-    }
-}
 
 struct Member {
     key: Key,
