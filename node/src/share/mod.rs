@@ -534,7 +534,10 @@ impl Shares {
                         return refuse("this share belongs to someone else");
                     }
                     if existing.state == "active" {
-                        return (ShareResponse::Ok, Vec::new()); // already in: a resent invitation
+                        // A resent invitation: our acceptance was lost. Answer again.
+                        let again =
+                            Outgoing { peer: *from, request: ShareRequest::Answer { share: id.clone(), accept: true } };
+                        return (ShareResponse::Ok, vec![again]);
                     }
                 }
                 let Ok(name) = hearth_protocol::names::validate_name(&name) else {
