@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use hearth_protocol::blob::{self, ChunkHash, FetchConfig, FetchEvent, Fetcher, Get, Response};
 use libp2p::request_response::{self, ResponseChannel};
 use libp2p::PeerId;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::{blocking, EventLoop};
 use crate::net::codec::Wire;
@@ -46,7 +46,8 @@ impl EventLoop {
     /// Starts downloads for missing content and keeps all of them going.
     pub(super) fn drive_fetches(&mut self) {
         let now = self.now_ms();
-        for (share, wanted) in self.shares.wanted() {
+        let starting = if self.downloads.len() < MAX_DOWNLOADS { self.shares.wanted() } else { Vec::new() };
+        for (share, wanted) in starting {
             for (id, manifest_len) in wanted {
                 if self.downloads.len() >= MAX_DOWNLOADS {
                     break;
@@ -66,14 +67,21 @@ impl EventLoop {
             }
         }
         // Every online member of the download's share may serve it.
+        let mut online_by_share: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
         let ids: Vec<ChunkHash> = self.downloads.keys().copied().collect();
         for id in ids {
-            let members = self.shares.members_of(&self.downloads[&id].share);
-            let swarm = &self.swarm;
-            let online: Vec<Vec<u8>> = members
-                .into_iter()
-                .filter(|p| PeerId::from_bytes(p).is_ok_and(|peer| swarm.is_connected(&peer)))
-                .collect();
+            let share = self.downloads[&id].share.clone();
+            let online = online_by_share
+                .entry(share.clone())
+                .or_insert_with(|| {
+                    let swarm = &self.swarm;
+                    self.shares
+                        .members_of(&share)
+                        .into_iter()
+                        .filter(|p| PeerId::from_bytes(p).is_ok_and(|peer| swarm.is_connected(&peer)))
+                        .collect()
+                })
+                .clone();
             let Some(download) = self.downloads.get_mut(&id) else { continue };
             let gone: Vec<Vec<u8>> = download.peers.iter().filter(|p| !online.contains(p)).cloned().collect();
             for peer in gone {
@@ -103,6 +111,14 @@ impl EventLoop {
         self.chunk_batch_bytes = 0;
         if let Err(e) = blocking(|| self.shares.blobs().put_many(batch)) {
             warn!("cannot store fetched chunks: {e}");
+        }
+    }
+
+    /// Writes the shares whose downloads completed since the last write.
+    pub(super) fn write_pending(&mut self) {
+        self.flush_chunks();
+        for share in std::mem::take(&mut self.pending_writes) {
+            blocking(|| self.shares.write_out(&share));
         }
     }
 
@@ -163,8 +179,13 @@ impl EventLoop {
             }
         }
         if let Some(done) = self.downloads.remove(&id) {
-            info!(content = %id, bytes = done.fetcher.bytes_total(), "content fetched");
-            blocking(|| self.shares.write_out(&done.share));
+            debug!(content = %id, bytes = done.fetcher.bytes_total(), "content fetched");
+            // Writing the share out walks all its entries: do it once the
+            // share has no download left (or at the next tick), not per file.
+            self.pending_writes.insert(done.share.clone());
+            if !self.downloads.values().any(|d| d.share == done.share) {
+                self.write_pending();
+            }
             self.drive_fetches();
         }
     }

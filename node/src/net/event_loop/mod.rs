@@ -88,6 +88,8 @@ pub struct EventLoop {
     chunk_batch: Vec<(hearth_protocol::blob::ChunkHash, Vec<u8>)>,
     chunk_batch_bytes: usize,
     watch: watch::Watch,
+    /// Shares with completed downloads not yet written to disk.
+    pending_writes: std::collections::BTreeSet<Vec<u8>>,
 }
 
 impl EventLoop {
@@ -122,6 +124,7 @@ impl EventLoop {
             chunk_batch: Vec::new(),
             chunk_batch_bytes: 0,
             watch: watch::Watch::new(),
+            pending_writes: Default::default(),
         }
     }
 
@@ -718,7 +721,7 @@ impl EventLoop {
             self.last_scan = now;
             self.scan_all();
         }
-        self.flush_chunks();
+        self.write_pending();
         self.retry_unavailable();
         self.drive_fetches();
         let grace = Duration::from_secs(self.config.stranger_grace_secs);
