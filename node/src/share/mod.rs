@@ -217,6 +217,13 @@ impl Shares {
         self.wanted.iter().filter(|(_, w)| !w.is_empty()).map(|(id, w)| (id.clone(), w.clone())).collect()
     }
 
+    /// Content `content` of share `id` is now complete in the blob store.
+    pub fn fetched(&mut self, id: &[u8], content: &ChunkHash) {
+        if let Some(wanted) = self.wanted.get_mut(id) {
+            wanted.remove(content);
+        }
+    }
+
     /// The members of share `id` other than us.
     pub fn members_of(&self, id: &[u8]) -> Vec<Vec<u8>> {
         self.docs

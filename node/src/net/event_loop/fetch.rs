@@ -61,6 +61,12 @@ impl EventLoop {
                     _ if manifest_len == 0 => continue,
                     _ => (Fetcher::for_blob(id, manifest_len, FetchConfig::default()), true),
                 };
+                if fetcher.is_done() {
+                    // Already complete (fetched since the share was last
+                    // written out): only the write-out is missing.
+                    self.pending_writes.insert(share.clone());
+                    continue;
+                }
                 self.downloads
                     .insert(id, Download { share: share.clone(), fetcher, manifest_stage, peers: Default::default() });
                 debug!(content = %id, "fetching content");
@@ -182,6 +188,7 @@ impl EventLoop {
             debug!(content = %id, bytes = done.fetcher.bytes_total(), "content fetched");
             // Writing the share out walks all its entries: do it once the
             // share has no download left (or at the next tick), not per file.
+            self.shares.fetched(&done.share, &id);
             self.pending_writes.insert(done.share.clone());
             if !self.downloads.values().any(|d| d.share == done.share) {
                 self.write_pending();
