@@ -95,6 +95,12 @@ async fn edits_renames_and_deletions_reach_every_member() -> Result<()> {
     same_tree(a, b, "bob to receive the folder").await?;
     same_tree(a, c, "carol to receive the folder").await?;
     assert_eq!(tree(b).len(), 4);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(b.join("notes.txt"))?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "received files are readable like local ones");
+    }
 
     // Bob edits a file: it reaches alice and carol.
     std::fs::write(b.join("notes.txt"), b"milk, eggs, bread")?;

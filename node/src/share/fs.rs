@@ -747,9 +747,12 @@ fn set_times_and_mode(path: &Path, version: &Version) {
         let when = UNIX_EPOCH + std::time::Duration::from_millis(version.mtime_ms.max(0) as u64);
         let _ = file.set_modified(when);
     }
+    // The temporary file was private (0600); a shared file is readable like
+    // any file its owner creates (the executable bit is shared).
     #[cfg(unix)]
-    if version.exec {
+    {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
+        let mode = if version.exec { 0o755 } else { 0o644 };
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
     }
 }
