@@ -176,7 +176,8 @@ pub struct ShareDoc {
     owner: Vec<u8>,
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as used in document keys.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

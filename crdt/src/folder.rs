@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use automerge::ScalarValue;
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{DocError, ShareDoc};
+use crate::doc::{hex, DocError, ShareDoc};
 use crate::names;
 use crate::tree::{EntryId, MoveOp, OpId, Tree};
 
@@ -89,10 +89,6 @@ pub struct Folder {
     tree: Tree,
     versions: BTreeMap<EntryId, Vec<Version>>,
     skipped_values: usize,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn move_key(id: &OpId) -> String {

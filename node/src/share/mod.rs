@@ -126,12 +126,8 @@ pub struct ShareStatusView {
     pub not_shared: Vec<String>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn peer_text(peer: &[u8]) -> String {
-    PeerId::from_bytes(peer).map(|p| p.to_string()).unwrap_or_else(|_| hex(peer))
+    PeerId::from_bytes(peer).map(|p| p.to_string()).unwrap_or_else(|_| hex::encode(peer))
 }
 
 fn to_wire(changes: Vec<SignedChange>) -> Vec<WireChange> {
@@ -188,7 +184,7 @@ impl Shares {
             }
             if let Some(bytes) = store.share_index(&id)? {
                 let index: Index = ciborium::from_reader(bytes.as_slice())
-                    .map_err(|e| anyhow::anyhow!("the index of share {} is corrupted: {e}", hex(&id)))?;
+                    .map_err(|e| anyhow::anyhow!("the index of share {} is corrupted: {e}", hex::encode(&id)))?;
                 indexes.insert(id.clone(), index);
             }
             records.insert(id, record);
@@ -244,7 +240,7 @@ impl Shares {
             let mut bytes = Vec::new();
             if ciborium::into_writer(index, &mut bytes).is_ok() {
                 if let Err(e) = self.store.put_share_index(id, &bytes) {
-                    warn!("cannot save the index of share {}: {e:#}", hex(id));
+                    warn!("cannot save the index of share {}: {e:#}", hex::encode(id));
                 }
             }
         }
@@ -281,10 +277,10 @@ impl Shares {
             )
         };
         for problem in &report.problems {
-            warn!(share = %hex(id), "{problem}");
+            warn!(share = %hex::encode(id), "{problem}");
         }
         let out = if report.changed() {
-            info!(share = %hex(id), created = report.created, edited = report.edited, moved = report.moved, deleted = report.deleted, "recorded local changes");
+            info!(share = %hex::encode(id), created = report.created, edited = report.edited, moved = report.moved, deleted = report.deleted, "recorded local changes");
             self.commit_and_push(id, now, online)?
         } else {
             Vec::new()
@@ -306,10 +302,10 @@ impl Shares {
         let index = self.indexes.entry(id.to_vec()).or_default();
         let report = ShareFs::new(&root, &self.blobs, index).materialise(&folder);
         for problem in &report.problems {
-            warn!(share = %hex(id), "{problem}");
+            warn!(share = %hex::encode(id), "{problem}");
         }
         if report.written + report.moved + report.removed + report.folders > 0 {
-            info!(share = %hex(id), written = report.written, moved = report.moved, removed = report.removed, "wrote remote changes to disk");
+            info!(share = %hex::encode(id), written = report.written, moved = report.moved, removed = report.removed, "wrote remote changes to disk");
         }
         self.wanted.insert(id.to_vec(), report.missing.clone());
         self.save_index(id);
@@ -335,7 +331,7 @@ impl Shares {
         let matches: Vec<&Vec<u8>> = self
             .records
             .iter()
-            .filter(|(id, r)| r.name == name_or_id || hex(id).starts_with(&name_or_id.to_lowercase()))
+            .filter(|(id, r)| r.name == name_or_id || hex::encode(id).starts_with(&name_or_id.to_lowercase()))
             .map(|(id, _)| id)
             .collect();
         match matches.as_slice() {
@@ -348,7 +344,7 @@ impl Shares {
     fn view(&self, id: &[u8]) -> Option<ShareView> {
         let r = self.records.get(id)?;
         Some(ShareView {
-            id: hex(id),
+            id: hex::encode(id),
             name: r.name.clone(),
             path: r.path.clone(),
             role: r.role.clone(),
@@ -406,7 +402,7 @@ impl Shares {
             },
         );
         self.persist(&id)?;
-        info!(share = %hex(&id), "created share {name} at {}", path.display());
+        info!(share = %hex::encode(id), "created share {name} at {}", path.display());
         self.view(&id).ok_or_else(|| ApiError::internal("share vanished"))
     }
 
@@ -537,7 +533,7 @@ impl Shares {
             ShareRequest::Invite { name, role, .. } => {
                 if let Some(existing) = self.records.get(&id) {
                     if existing.owner != peer {
-                        warn!(share = %hex(&id), %from, "refused an invitation to a share owned by someone else");
+                        warn!(share = %hex::encode(&id), %from, "refused an invitation to a share owned by someone else");
                         return refuse("this share belongs to someone else");
                     }
                     if existing.state == "active" {
@@ -553,7 +549,7 @@ impl Shares {
                 if role_name(&role).is_err() {
                     return refuse("invalid role");
                 }
-                info!(share = %hex(&id), %from, "invited to share {name} as {role}");
+                info!(share = %hex::encode(&id), %from, "invited to share {name} as {role}");
                 self.records.insert(
                     id.clone(),
                     ShareRecord {
@@ -578,7 +574,7 @@ impl Shares {
                     return refuse("you were not invited to this share");
                 };
                 slot.1 = if accept { "accepted".into() } else { "declined".into() };
-                info!(share = %hex(&id), %from, accepted = accept, "answer to a share invitation");
+                info!(share = %hex::encode(&id), %from, accepted = accept, "answer to a share invitation");
                 let mut out = Vec::new();
                 if !accept {
                     if let Some(doc) = self.docs.get_mut(&id) {
@@ -599,7 +595,7 @@ impl Shares {
                 }
                 let Some(doc) = self.docs.get(&id) else { return refuse("unknown share") };
                 if doc.role_of(&peer).is_none() {
-                    warn!(share = %hex(&id), %from, "refused a share sync from a node that is not a member");
+                    warn!(share = %hex::encode(&id), %from, "refused a share sync from a node that is not a member");
                     return refuse(wire::NOT_A_MEMBER);
                 }
                 let (applied, rejected) = self.apply(&id, from, changes);
@@ -633,7 +629,7 @@ impl Shares {
         let signed = changes.into_iter().map(|c| SignedChange { change: c.change, signature: c.signature }).collect();
         let report = doc.receive(signed, &PeerVerifier);
         for (hash, author, reason) in &report.rejected {
-            warn!(share = %hex(id), %from, author = %peer_text(author), change = %hex(&hash.0), "refused a change: {reason}");
+            warn!(share = %hex::encode(id), %from, author = %peer_text(author), change = %hex::encode(hash.0), "refused a change: {reason}");
         }
         let (applied, rejected) = (report.applied.len(), report.rejected.len());
         if let Some(record) = self.records.get_mut(id) {
@@ -641,19 +637,19 @@ impl Shares {
         }
         if applied > 0 || rejected > 0 {
             if let Err(e) = self.persist(id) {
-                warn!("cannot save share {}: {}", hex(id), e.message);
+                warn!("cannot save share {}: {}", hex::encode(id), e.message);
             }
         }
         if applied > 0 {
-            info!(share = %hex(id), %from, "applied {applied} change(s)");
+            info!(share = %hex::encode(id), %from, "applied {applied} change(s)");
             let removed = self.docs.get(id).is_some_and(|d| d.role_of(&self.local).is_none());
             match self.records.get_mut(id) {
                 Some(record) if removed && record.role != "owner" => {
                     // The owner removed us: stop syncing; the files stay.
-                    warn!(share = %hex(id), "this node was removed from share {:?}; its files stay", record.name);
+                    warn!(share = %hex::encode(id), "this node was removed from share {:?}; its files stay", record.name);
                     record.state = "removed".into();
                     if let Err(e) = self.persist(id) {
-                        warn!("cannot save share {}: {}", hex(id), e.message);
+                        warn!("cannot save share {}: {}", hex::encode(id), e.message);
                     }
                 }
                 _ => {
@@ -681,7 +677,7 @@ impl Shares {
         match response {
             ShareResponse::Sync { heads, changes, more, rejected } => {
                 if rejected > 0 {
-                    warn!(share = %hex(id), %from, "{rejected} of our changes were refused by that member");
+                    warn!(share = %hex::encode(id), %from, "{rejected} of our changes were refused by that member");
                 }
                 let (applied, _) = self.apply(id, from, changes);
                 self.peer_heads.insert((id.to_vec(), from.to_bytes()), heads_from_wire(&heads));
@@ -703,15 +699,15 @@ impl Shares {
                 out
             }
             ShareResponse::Refused { message } => {
-                warn!(share = %hex(id), %from, "share sync refused: {message}");
+                warn!(share = %hex::encode(id), %from, "share sync refused: {message}");
                 let from_owner = self.records.get(id).is_some_and(|r| r.owner == from.to_bytes() && r.role != "owner");
                 if from_owner && message == wire::NOT_A_MEMBER {
                     if let Some(record) = self.records.get_mut(id) {
-                        warn!(share = %hex(id), "the owner removed this node from share {:?}; its files stay", record.name);
+                        warn!(share = %hex::encode(id), "the owner removed this node from share {:?}; its files stay", record.name);
                         record.state = "removed".into();
                     }
                     if let Err(e) = self.persist(id) {
-                        warn!("cannot save share {}: {}", hex(id), e.message);
+                        warn!("cannot save share {}: {}", hex::encode(id), e.message);
                     }
                 }
                 Vec::new()
@@ -782,7 +778,7 @@ impl Shares {
                     size: v.as_ref().map(|v| v.size).unwrap_or(0),
                     author: v.as_ref().map(|v| v.author_name.clone()).unwrap_or_default(),
                     at: v.as_ref().map(|v| crate::views::rfc3339(v.at.max(0) as u64)).unwrap_or_default(),
-                    content: v.as_ref().map(|v| hex(&v.content)).unwrap_or_default(),
+                    content: v.as_ref().map(|v| hex::encode(&v.content)).unwrap_or_default(),
                     current: false,
                 }
             })
@@ -803,7 +799,7 @@ impl Shares {
                 size: v.size,
                 author: v.author_name.clone(),
                 at: crate::views::rfc3339(v.at.max(0) as u64),
-                content: hex(&v.content),
+                content: hex::encode(&v.content),
                 current: current.as_ref() == Some(&v),
             })
             .collect())
@@ -908,10 +904,17 @@ impl Shares {
                 PeerId::from_bytes(p).ok().and_then(|p| names(&p)).map(|n| n.0).unwrap_or_else(|| peer_text(p))
             })
             .collect();
+        let wanted = self.wanted.get(id);
         let (mut files, mut folders, mut bytes, mut conflicts, mut in_trash) = (0, 0, 0, Vec::new(), 0);
+        let mut bytes_pending_down = 0;
         if let Some(doc) = self.docs.get(id) {
             let folder = Folder::from_doc(doc);
             for item in folder.items() {
+                let pending = <[u8; 32]>::try_from(item.version.content.as_slice())
+                    .is_ok_and(|c| wanted.is_some_and(|w| w.contains_key(&ChunkHash(c))));
+                if pending {
+                    bytes_pending_down += item.version.size;
+                }
                 match item.version.kind {
                     hearth_crdt::folder::Kind::Dir => folders += 1,
                     hearth_crdt::folder::Kind::File => {
@@ -932,18 +935,7 @@ impl Shares {
             }
             _ => Vec::new(),
         };
-        let wanted = self.wanted.get(id);
         let files_pending_down = wanted.map(BTreeMap::len).unwrap_or(0);
-        let mut bytes_pending_down = 0;
-        if let (Some(doc), Some(wanted)) = (self.docs.get(id), wanted) {
-            for item in Folder::from_doc(doc).items() {
-                let pending = <[u8; 32]>::try_from(item.version.content.as_slice())
-                    .is_ok_and(|c| wanted.contains_key(&ChunkHash(c)));
-                if pending {
-                    bytes_pending_down += item.version.size;
-                }
-            }
-        }
         Ok(ShareStatusView {
             share,
             members,

@@ -133,7 +133,7 @@ impl Store {
     /// Removes a contact and revokes the invitations it redeemed (so that
     /// replaying one cannot bring it back), in one transaction; returns the
     /// contact if it existed.
-    pub fn remove_contact_and_revoke(&self, peer: &[u8]) -> Result<Option<ContactRecord>> {
+    pub fn remove_contact(&self, peer: &[u8]) -> Result<Option<ContactRecord>> {
         let txn = self.db.begin_write()?;
         let removed = {
             let mut contacts = txn.open_table(CONTACTS)?;
@@ -150,18 +150,6 @@ impl Store {
             for (id, record) in revoke {
                 invitations.insert(id.as_slice(), encode(&record)?.as_slice())?;
             }
-            removed
-        };
-        txn.commit()?;
-        Ok(removed)
-    }
-
-    /// Removes a contact; returns it if it existed.
-    pub fn remove_contact(&self, peer: &[u8]) -> Result<Option<ContactRecord>> {
-        let txn = self.db.begin_write()?;
-        let removed = {
-            let mut table = txn.open_table(CONTACTS)?;
-            let removed = table.remove(peer)?.map(|v| decode(v.value(), "contact")).transpose()?;
             removed
         };
         txn.commit()?;
@@ -376,7 +364,10 @@ mod tests {
         let mut used = record.clone();
         used.used_by = Some(hearth_protocol::pairing::Redemption { peer: b"j".to_vec(), name: "j".into(), at: 2 });
         store.commit_pairing(&[7; 16], &used, b"j", contact("j")).expect("commit");
-        assert_eq!(store.invitation(&[7; 16]).expect("get"), Some(used));
+        assert_eq!(store.invitation(&[7; 16]).expect("get"), Some(used.clone()));
         assert!(store.contact(b"j").expect("get").is_some());
+        // Removing the contact revokes the invitation it redeemed (simulator seed 1).
+        assert!(store.remove_contact(b"j").expect("remove").is_some());
+        assert_eq!(store.invitation(&[7; 16]).expect("get"), Some(InvitationRecord { revoked: true, ..used }));
     }
 }

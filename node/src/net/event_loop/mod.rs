@@ -416,7 +416,7 @@ impl EventLoop {
             return Err(ApiError::not_found(format!("no contact named \"{name}\"; see `hearth contacts`")));
         };
         let view = self.view(peer, record);
-        self.store.remove_contact_and_revoke(peer).map_err(ApiError::internal)?;
+        self.store.remove_contact(peer).map_err(ApiError::internal)?;
         if let Ok(id) = PeerId::from_bytes(peer) {
             self.redial.remove(&id);
             self.refused_by.remove(&id);

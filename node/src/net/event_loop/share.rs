@@ -116,7 +116,7 @@ impl EventLoop {
                 let peer = self.contact_peer(&contact)?;
                 let role = if read_only { "read-only" } else { "read-write" };
                 out.extend(self.shares.invite(&id, &peer, role, now, &online)?);
-                json(self.shares.list().into_iter().find(|v| v.id == hex(&id)))
+                json(self.shares.list().into_iter().find(|v| v.id == hex::encode(&id)))
             }
             ShareOp::Accept { share, path } => {
                 let id = self.shares.resolve(&share)?;
@@ -219,8 +219,4 @@ impl EventLoop {
         self.send_share(out);
         self.drive_fetches();
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
