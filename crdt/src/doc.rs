@@ -174,6 +174,20 @@ pub struct ShareDoc {
     pending: BTreeMap<ChangeHash, (Change, Vec<u8>)>,
     /// The owner this document must have been created by.
     owner: Vec<u8>,
+    /// Heads as of the last [`ShareDoc::save`] or [`ShareDoc::save_incremental`].
+    saved_heads: Vec<ChangeHash>,
+    /// Changes applied since then, whose signatures are not saved yet.
+    unsaved: Vec<ChangeHash>,
+}
+
+/// What to append to a stored document: see [`ShareDoc::save_incremental`].
+#[derive(Debug, Clone, Default)]
+pub struct Increment {
+    /// Automerge change chunks; a saved document followed by any number of
+    /// these loads as the whole document.
+    pub bytes: Vec<u8>,
+    /// The signatures of those changes.
+    pub signatures: Vec<(ChangeHash, Vec<u8>)>,
 }
 
 /// Lower-case hex, as used in document keys.
@@ -200,7 +214,14 @@ impl ShareDoc {
         doc.put(&members, member_key(&owner), Role::Owner.as_str())?;
         doc.put_object(ROOT, "moves", ObjType::Map)?;
         doc.put_object(ROOT, "entries", ObjType::Map)?;
-        let mut share = Self { doc, signatures: BTreeMap::new(), pending: BTreeMap::new(), owner };
+        let mut share = Self {
+            doc,
+            signatures: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            owner,
+            saved_heads: Vec::new(),
+            unsaved: Vec::new(),
+        };
         let change = share.commit(signer, now)?.ok_or(DocError::Missing("first change"))?;
         Ok((share, change))
     }
@@ -213,12 +234,32 @@ impl ShareDoc {
             signatures: BTreeMap::new(),
             pending: BTreeMap::new(),
             owner: owner.to_vec(),
+            saved_heads: Vec::new(),
+            unsaved: Vec::new(),
         }
     }
 
-    /// Saves the document (Automerge format) for [`ShareDoc::load`].
+    /// Saves the whole document (Automerge format) for [`ShareDoc::load`].
+    /// Its signatures are [`ShareDoc::signatures`].
     pub fn save(&mut self) -> Vec<u8> {
-        self.doc.save()
+        let bytes = self.doc.save();
+        self.saved_heads = self.doc.get_heads();
+        self.unsaved.clear();
+        bytes
+    }
+
+    /// The changes applied since the last save, as bytes to append to the
+    /// stored document (loading the concatenation gives the whole
+    /// document), with their signatures. Costs the size of those changes,
+    /// not of the document. Empty when nothing changed.
+    pub fn save_incremental(&mut self) -> Increment {
+        let bytes = self.doc.save_after(&self.saved_heads);
+        self.saved_heads = self.doc.get_heads();
+        let signatures = std::mem::take(&mut self.unsaved)
+            .into_iter()
+            .filter_map(|h| Some((h, self.signatures.get(&h)?.clone())))
+            .collect();
+        Increment { bytes, signatures }
     }
 
     /// Signatures of the applied changes, to persist beside the document.
@@ -233,18 +274,37 @@ impl ShareDoc {
         owner: &[u8],
         local: &[u8],
     ) -> Result<Self, DocError> {
-        let doc = AutoCommit::load(bytes).map_err(|e| DocError::Load(e.to_string()))?;
+        let mut doc = AutoCommit::load(bytes).map_err(|e| DocError::Load(e.to_string()))?;
+        let saved_heads = doc.get_heads();
         Ok(Self {
             doc: doc.with_actor(ActorId::from(local.to_vec())),
             signatures,
             pending: BTreeMap::new(),
             owner: owner.to_vec(),
+            saved_heads,
+            unsaved: Vec::new(),
         })
     }
 
     /// The underlying Automerge document (read access, e.g. for `share doc`).
     pub fn automerge(&mut self) -> &mut AutoCommit {
         &mut self.doc
+    }
+
+    /// Starts (or restarts) recording what changes from the current heads
+    /// on, for [`ShareDoc::take_patches`].
+    pub fn track_patches(&mut self) {
+        self.doc.update_diff_cursor();
+    }
+
+    /// What changed since [`ShareDoc::track_patches`] or the last call, as
+    /// Automerge patches, with the heads they start from (empty if nothing
+    /// was tracked: then the patches describe the whole document). Cheap
+    /// while tracking: Automerge records the patches as changes apply.
+    pub fn take_patches(&mut self) -> (Vec<ChangeHash>, Vec<automerge::Patch>) {
+        let from = self.doc.diff_cursor();
+        let patches = self.doc.diff_incremental();
+        (from, patches)
     }
 
     /// Current heads.
@@ -266,6 +326,13 @@ impl ShareDoc {
             Ok(Some((Value::Scalar(s), _))) => s.as_str().and_then(Role::parse),
             _ => None,
         }
+    }
+
+    /// Whether the owner removed `peer` (as opposed to `peer` not having
+    /// been added yet, e.g. in a document still arriving in parts).
+    pub fn was_removed(&self, peer: &[u8]) -> bool {
+        let Some(members) = self.root_obj("members") else { return false };
+        matches!(self.doc.get(&members, member_key(peer)), Ok(Some((Value::Scalar(s), _))) if s.as_str() == Some("removed"))
     }
 
     /// All members with a role, ordered by peer id.
@@ -417,6 +484,7 @@ impl ShareDoc {
         }
         let signature = signer.sign(&signing_message(&hash));
         self.signatures.insert(hash, signature.clone());
+        self.unsaved.push(hash);
         Ok(Some(SignedChange { change: change.raw_bytes().to_vec(), signature }))
     }
 
@@ -462,6 +530,7 @@ impl ShareDoc {
                     Ok(()) => match self.doc.apply_changes([change]) {
                         Ok(()) => {
                             self.signatures.insert(hash, signature);
+                            self.unsaved.push(hash);
                             report.applied.push(hash);
                         }
                         Err(e) => report.rejected.push((hash, author, Rejection::Malformed(e.to_string()))),
@@ -478,10 +547,22 @@ impl ShareDoc {
     /// do not know are ignored (the peer has changes we lack; it will send
     /// them), which may resend a few changes the peer already has.
     pub fn changes_for(&mut self, their_heads: &[ChangeHash]) -> Vec<SignedChange> {
+        self.changes_for_except(their_heads, &|_| false)
+    }
+
+    /// [`ShareDoc::changes_for`] without the changes for which `has` says
+    /// the peer has them (e.g. it sent them to us), which their heads alone
+    /// cannot tell while we lack some of their changes.
+    pub fn changes_for_except(
+        &mut self,
+        their_heads: &[ChangeHash],
+        has: &dyn Fn(&ChangeHash) -> bool,
+    ) -> Vec<SignedChange> {
         let known: Vec<ChangeHash> = their_heads.iter().filter(|h| self.signatures.contains_key(h)).copied().collect();
         self.doc
             .get_changes(&known)
             .into_iter()
+            .filter(|c| !has(&c.hash()))
             .filter_map(|c| {
                 let signature = self.signatures.get(&c.hash())?.clone();
                 Some(SignedChange { change: c.raw_bytes().to_vec(), signature })
@@ -543,7 +624,7 @@ impl ShareDoc {
     }
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use automerge::ScalarValue;
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{hex, DocError, ShareDoc};
+use crate::doc::{hex, DocError, ShareDoc, SignedChange, Signer};
 use crate::names;
 use crate::tree::{EntryId, MoveOp, OpId, Tree};
 
@@ -106,6 +106,23 @@ fn from_cbor<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
     ciborium::from_reader(bytes).ok()
 }
 
+/// An entry's versions in `doc`, winner first.
+fn read_versions(doc: &ShareDoc, entry: EntryId) -> Vec<Version> {
+    doc.entry_field(entry.as_bytes(), "version")
+        .into_iter()
+        .filter_map(|v| match v {
+            ScalarValue::Bytes(b) => from_cbor(&b),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The entry named by a key of the `entries` map (32 hex digits).
+fn entry_id(key: &str) -> Option<EntryId> {
+    let bytes = crate::doc::unhex(key)?;
+    Some(EntryId::from_bytes(bytes.try_into().ok()?))
+}
+
 impl Folder {
     /// Reads the tree and the versions from `doc`. Values that do not decode
     /// (or a move whose id does not match its key) are skipped and counted.
@@ -121,19 +138,71 @@ impl Folder {
         let tree = Tree::from_ops(ops);
         let mut versions = BTreeMap::new();
         for entry in tree.entries() {
-            let values: Vec<Version> = doc
-                .entry_field(entry.as_bytes(), "version")
-                .into_iter()
-                .filter_map(|v| match v {
-                    ScalarValue::Bytes(b) => from_cbor(&b),
-                    _ => None,
-                })
-                .collect();
+            let values = read_versions(doc, entry);
             if !values.is_empty() {
                 versions.insert(entry, values);
             }
         }
         Folder { tree, versions, skipped_values }
+    }
+
+    /// Brings the folder up to date with `patches` of `doc` (see
+    /// [`ShareDoc::take_patches`]), which must start from the state this
+    /// folder was read at: the result equals [`Folder::from_doc`] of the
+    /// document now, at the cost of the change instead of the whole share.
+    /// Returns false, leaving the folder unusable, on a patch it does not
+    /// expect (the document's structure itself changed): then read the
+    /// folder again with [`Folder::from_doc`].
+    pub fn apply_patches(&mut self, doc: &ShareDoc, patches: &[automerge::Patch]) -> bool {
+        use automerge::{PatchAction, Prop, Value};
+        let mut ops = Vec::new();
+        let mut touched = std::collections::BTreeSet::new();
+        for patch in patches {
+            let top = match patch.path.first() {
+                Some((_, Prop::Map(key))) => key.as_str(),
+                // A change of the document's root: its structure.
+                _ => return false,
+            };
+            match (top, patch.path.len(), &patch.action) {
+                ("meta" | "members", _, _) => {} // not part of the folder
+                ("moves", 1, PatchAction::PutMap { key, value: (Value::Scalar(s), _), .. }) => match s.as_ref() {
+                    ScalarValue::Bytes(b) => match from_cbor::<MoveOp>(b) {
+                        Some(op) if move_key(&op.id) == *key => {
+                            touched.insert(op.entry);
+                            ops.push(op);
+                        }
+                        _ => self.skipped_values += 1,
+                    },
+                    _ => self.skipped_values += 1,
+                },
+                ("entries", _, action) => {
+                    // [entries] + a new entry's map at its key, or
+                    // [entries, entry] + a field of that entry.
+                    let key = match (patch.path.get(1), action) {
+                        (Some((_, Prop::Map(entry))), _) => Some(entry.as_str()),
+                        (None, PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key }) => Some(key.as_str()),
+                        _ => None,
+                    };
+                    match key.and_then(entry_id) {
+                        Some(entry) => {
+                            touched.insert(entry);
+                        }
+                        None => return false,
+                    }
+                }
+                _ => return false,
+            }
+        }
+        self.tree.apply_all(ops);
+        for entry in touched {
+            let values = if self.tree.contains(entry) { read_versions(doc, entry) } else { Vec::new() };
+            if values.is_empty() {
+                self.versions.remove(&entry);
+            } else {
+                self.versions.insert(entry, values);
+            }
+        }
+        true
     }
 
     /// The tree of moves.
@@ -243,17 +312,34 @@ pub struct Editor<'a> {
     doc: &'a mut ShareDoc,
     actor: Vec<u8>,
     lamport: u64,
+    uncommitted: usize,
 }
 
 impl<'a> Editor<'a> {
     /// An editor for `actor` (the local peer id) continuing after `folder`.
     pub fn new(doc: &'a mut ShareDoc, folder: &Folder, actor: &[u8]) -> Self {
-        Editor { doc, actor: actor.to_vec(), lamport: folder.next_lamport() }
+        Editor { doc, actor: actor.to_vec(), lamport: folder.next_lamport(), uncommitted: 0 }
+    }
+
+    /// Edits (moves and versions) written since the editor was made or last
+    /// committed.
+    pub fn uncommitted(&self) -> usize {
+        self.uncommitted
+    }
+
+    /// Commits the edits so far as one signed change (see
+    /// [`ShareDoc::commit`]), so that a long series of edits (the first scan
+    /// of a large folder) becomes changes of a bounded size; editing goes on
+    /// afterwards.
+    pub fn commit(&mut self, signer: &dyn Signer, now: i64) -> Result<Option<SignedChange>, DocError> {
+        self.uncommitted = 0;
+        self.doc.commit(signer, now)
     }
 
     fn write_move(&mut self, entry: EntryId, parent: EntryId, name: &str) -> Result<MoveOp, DocError> {
         let op = MoveOp { id: OpId::new(self.lamport, self.actor.clone()), entry, parent, name: name.to_owned() };
         self.lamport += 1;
+        self.uncommitted += 1;
         self.doc.put_move(&move_key(&op.id), cbor(&op))?;
         Ok(op)
     }
@@ -266,6 +352,7 @@ impl<'a> Editor<'a> {
 
     /// Records a new version of `entry` (supersedes every version seen).
     pub fn set_version(&mut self, entry: EntryId, version: &Version) -> Result<(), DocError> {
+        self.uncommitted += 1;
         self.doc.put_entry_field(entry.as_bytes(), "version", ScalarValue::Bytes(cbor(version)))
     }
 

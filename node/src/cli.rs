@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::client::Client;
 use crate::home::Home;
+use crate::share::ShareStatusView;
 use crate::views::ContactView;
 
 /// Hearth: your personal cloud, cooperating directly with your family's.
@@ -119,6 +120,10 @@ pub enum ShareCommand {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+        /// Keep a live view, refreshed every second, until Ctrl-C (with
+        /// --json: one JSON object per line per refresh).
+        #[arg(long)]
+        watch: bool,
     },
     /// Invite a contact (read-write unless --read-only).
     Invite {
@@ -357,7 +362,8 @@ async fn share(client: &Client, action: ShareCommand) -> Result<()> {
                 println!("{:<34} {:<20} {:<11} {:<9} {}", s.id, s.name, s.role, s.state, s.path.unwrap_or_default());
             }
         }
-        ShareCommand::Status { share, json } => {
+        ShareCommand::Status { share, json, watch: true } => watch_status(client, &share, json).await?,
+        ShareCommand::Status { share, json, watch: false } => {
             let status = client.share_status(&share).await?;
             if json {
                 return print_json(&status);
@@ -376,6 +382,16 @@ async fn share(client: &Client, action: ShareCommand) -> Result<()> {
                 "changes:  {} in the document, {} refused from other members",
                 status.doc_changes, status.rejected_changes
             );
+            println!("{}", progress_line(&status));
+            if !status.conflicts.is_empty() {
+                println!("conflicts (both versions are on disk):");
+                for path in &status.conflicts {
+                    println!("  {path}");
+                }
+            }
+            if !status.not_shared.is_empty() {
+                println!("local edits not shared (you are read-only): {}", status.not_shared.join(", "));
+            }
         }
         ShareCommand::Invite { share, contact, read_only } => {
             client.share_invite(&share, &contact, read_only).await?;
@@ -447,23 +463,115 @@ async fn share(client: &Client, action: ShareCommand) -> Result<()> {
     Ok(())
 }
 
-/// Shows the initial sync of a share as a progress bar (bytes received of
-/// the bytes the document describes) until nothing is left to fetch.
-async fn wait_for_first_sync(client: &Client, share: &str) -> Result<()> {
+/// Bytes of the share's files that are here: complete files plus the
+/// verified part of those being fetched.
+fn bytes_here(status: &ShareStatusView) -> u64 {
+    status.bytes.saturating_sub(status.bytes_pending_down) + status.bytes_pending_down_stored
+}
+
+/// One line of sync state: files and bytes still to fetch, members online,
+/// conflicts, refused changes.
+fn progress_line(status: &ShareStatusView) -> String {
+    let others: Vec<_> = status.members.iter().filter(|m| m.name != "you").collect();
+    let online = others.iter().filter(|m| m.online).count();
+    let pending = if status.files_pending_down == 0 {
+        format!("all {} file(s) here", status.files)
+    } else {
+        format!(
+            "{} of {} file(s) to fetch, {} of {} here",
+            status.files_pending_down,
+            status.files,
+            indicatif::HumanBytes(bytes_here(status)),
+            indicatif::HumanBytes(status.bytes)
+        )
+    };
+    format!(
+        "{pending} | {online} of {} member(s) online | {} conflict(s) | {} change(s) refused",
+        others.len(),
+        status.conflicts.len(),
+        status.rejected_changes
+    )
+}
+
+/// A bar of the bytes here out of the bytes the document describes, with
+/// the [`progress_line`] as its message; drawn on stderr when it is a
+/// terminal (hidden otherwise).
+fn sync_bar() -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{msg}\n[{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
-    bar.set_message("receiving");
+    bar
+}
+
+fn show(bar: &indicatif::ProgressBar, status: &ShareStatusView) {
+    bar.set_message(format!("{}: {}", status.share.name, progress_line(status)));
+    bar.set_length(status.bytes);
+    bar.set_position(bytes_here(status));
+}
+
+/// `hearth share status SHARE --watch`: the status again every second until
+/// Ctrl-C. A progress bar on a terminal; otherwise (or with `--json`) one
+/// line per refresh, so the output can be piped or logged. Stops quietly
+/// when stdout is closed.
+async fn watch_status(client: &Client, share: &str, json: bool) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    let bar = (!json && std::io::stderr().is_terminal()).then(sync_bar);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let status = tokio::select! {
+            r = &mut ctrl_c => {
+                r.context("cannot watch Ctrl-C")?;
+                break;
+            }
+            status = async {
+                tick.tick().await;
+                client.share_status(share).await
+            } => status?,
+        };
+        let line = match &bar {
+            Some(bar) => {
+                show(bar, &status);
+                continue;
+            }
+            None if json => serde_json::to_string(&status)?,
+            None => format!(
+                "{} {}: {}",
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+                status.share.name,
+                progress_line(&status)
+            ),
+        };
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            return Ok(()); // the reader went away (`| head`)
+        }
+    }
+    if let Some(bar) = bar {
+        bar.abandon();
+    }
+    Ok(())
+}
+
+/// Shows the initial sync of a share as a progress bar (bytes received of
+/// the bytes the document describes, files still to fetch) until nothing is
+/// left to fetch.
+async fn wait_for_first_sync(client: &Client, share: &str) -> Result<()> {
+    let bar = sync_bar();
     let started = std::time::Instant::now();
     loop {
         let status = client.share_status(share).await?;
-        bar.set_length(status.bytes);
-        bar.set_position(status.bytes.saturating_sub(status.bytes_pending_down));
+        show(&bar, &status);
         let document_arrived = status.doc_changes > 1 || status.files > 0;
         if document_arrived && status.files_pending_down == 0 {
-            bar.finish_with_message("done");
+            bar.finish_and_clear();
             println!(
                 "{} file(s), {} folder(s), {} bytes in {:.1?}",
                 status.files,
@@ -474,7 +582,7 @@ async fn wait_for_first_sync(client: &Client, share: &str) -> Result<()> {
             return Ok(());
         }
         if !status.members.iter().any(|m| m.role == "owner" && m.online) && started.elapsed().as_secs() > 30 {
-            bar.abandon_with_message("waiting");
+            bar.abandon();
             anyhow::bail!("the owner is not online; the folder will sync when they are (see `hearth share status`)");
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;

@@ -21,6 +21,10 @@ pub struct Client {
     home: String,
 }
 
+/// How long a call that reads a whole folder may take (`share create`,
+/// `share scan`); other calls give up after a minute.
+const LONG: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl Client {
     /// The client of the node running in `home`.
     pub fn from_home(home: &Home) -> Result<Self> {
@@ -100,7 +104,9 @@ impl Client {
     /// `POST /v1/shares`.
     pub async fn share_create(&self, path: &str, name: Option<&str>) -> Result<ShareView> {
         let body = ShareCreateRequest { path: path.to_owned(), name: name.map(str::to_owned) };
-        self.call(self.post("/v1/shares", &body)).await
+        // The node records every existing file before it answers: the
+        // first scan of a large folder takes as long as reading it.
+        self.call(self.post("/v1/shares", &body).timeout(LONG)).await
     }
 
     /// `GET /v1/shares`.
@@ -144,7 +150,7 @@ impl Client {
     /// `POST /v1/shares/{share}/scan`: record local edits and write remote
     /// ones now; returns what was recorded and written.
     pub async fn share_scan(&self, share: &str) -> Result<serde_json::Value> {
-        self.call(self.post(&format!("/v1/shares/{}/scan", percent_encode(share)), &())).await
+        self.call(self.post(&format!("/v1/shares/{}/scan", percent_encode(share)), &()).timeout(LONG)).await
     }
 
     /// `GET /v1/shares/{share}/trash`.

@@ -1,7 +1,9 @@
 //! The blob store on real files in a temporary directory: import and
 //! materialise round trips, chunk reuse after a small edit, detection of
-//! corrupted chunks, atomic refusal when chunks are missing, and a complete
-//! download between two stores driven by the protocol's fetch planner.
+//! corrupted chunks, atomic refusal when chunks are missing, a complete
+//! download between two stores driven by the protocol's fetch planner, and
+//! files assembled in place by a download (partial files) staged by a rename,
+//! with holes and damage repaired from the chunks.
 //!
 //! `measure_import_throughput` is a measurement, not a test (ignored; no
 //! timing is asserted):
@@ -14,7 +16,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use hearth_node::blobs::{manifest_of_file, BlobError, BlobStore};
+use hearth_node::blobs::{manifest_of_file, Assembly, BlobError, BlobStore};
 use hearth_protocol::blob::{
     ChunkHash, FetchConfig, FetchEvent, Fetcher, Get, Manifest, Response, CHUNK_MAX, CHUNK_MIN,
 };
@@ -245,7 +247,7 @@ fn a_file_moves_between_two_stores_through_the_fetcher() {
     bob.import_file(&old_src).expect("bob's old version");
     let manifest = manifest_of_file(&src).expect("manifest");
 
-    let mut fetcher = Fetcher::new(&manifest, |h| bob.has(h), FetchConfig::default());
+    let mut fetcher = Fetcher::new(&manifest, |c| bob.has_chunk(c), FetchConfig::default());
     assert!(fetcher.bytes_done() > manifest.size() * 3 / 4, "most of the file is already there");
     fetcher.add_peer(b"alice".to_vec());
     let mut requests = 0;
@@ -265,6 +267,100 @@ fn a_file_moves_between_two_stores_through_the_fetcher() {
     let dest = f.root.join("bob-copy.bin");
     bob.materialise(&manifest, &dest).expect("materialise");
     assert_eq!(fs::read(&dest).expect("read"), fs::read(&src).expect("read"));
+}
+
+/// Bob's store receiving every chunk of `manifest` from `alice` as a
+/// download does: into the partial file (except `skip`), then the store.
+fn receive(alice: &BlobStore, bob: &BlobStore, manifest: &Manifest, skip: Option<usize>) {
+    let assembly = Assembly::new(manifest);
+    let chunks: Vec<(ChunkHash, Vec<u8>)> =
+        manifest.chunks().iter().map(|c| (c.hash, alice.get(&c.hash).expect("read").expect("alice has it"))).collect();
+    let partial: Vec<(ChunkHash, Vec<u8>)> =
+        chunks.iter().enumerate().filter(|(i, _)| Some(*i) != skip).map(|(_, c)| c.clone()).collect();
+    bob.write_partial(&assembly, &partial).expect("write the partial file");
+    bob.put_many_verified(&chunks).expect("store the chunks");
+}
+
+#[test]
+fn a_download_assembled_in_place_is_staged_by_a_rename_and_repaired_from_the_chunks() {
+    let f = fixture();
+    let alice = &f.store;
+    let bob = BlobStore::open(f.root.join("bob")).expect("bob's store");
+    // A repeated chunk: written at both of its offsets.
+    let block = pseudo_random(3 * 1024 * 1024, 21);
+    let bytes = [block.clone(), pseudo_random(1024 * 1024, 22), block].concat();
+    let src = f.root.join("src.bin");
+    write(&src, &bytes);
+    let manifest = alice.import_file(&src).expect("import");
+    assert!(manifest.chunks().len() > 4);
+    receive(alice, &bob, &manifest, Some(1));
+    let partial = bob.partial_path(&manifest.id());
+    assert!(partial.is_file());
+    // Damage in the partial file (as a crash could leave): found by hashing.
+    {
+        use std::os::unix::fs::FileExt;
+        let file = fs::OpenOptions::new().write(true).open(&partial).expect("open");
+        let third: u64 = manifest.chunks()[..3].iter().map(|c| u64::from(c.len)).sum();
+        file.write_all_at(b"garbage", third + 5).expect("damage");
+    }
+    let out = f.root.join("out");
+    fs::create_dir_all(&out).expect("mkdir");
+    let dest = out.join("copy.bin");
+    bob.materialise(&manifest, &dest).expect("materialise");
+    assert_eq!(fs::read(&dest).expect("read"), bytes);
+    assert!(!partial.exists(), "the partial file became the destination");
+    assert_eq!(names_in(&out), ["copy.bin"], "no temporary file left");
+    // The chunks stay in the store: a second copy comes from them.
+    let again = out.join("again.bin");
+    bob.materialise(&manifest, &again).expect("materialise from the chunks");
+    assert_eq!(fs::read(&again).expect("read"), bytes);
+}
+
+#[test]
+fn a_partial_file_with_a_chunk_missing_everywhere_is_kept_and_the_refusal_is_complete() {
+    let f = fixture();
+    let alice = &f.store;
+    let bob = BlobStore::open(f.root.join("bob")).expect("bob's store");
+    let bytes = pseudo_random(2 * 1024 * 1024, 23);
+    let src = f.root.join("src.bin");
+    write(&src, &bytes);
+    let manifest = alice.import_file(&src).expect("import");
+    receive(alice, &bob, &manifest, None);
+    let lost = manifest.chunks()[2];
+    assert!(bob.remove(&lost.hash).expect("remove"));
+    {
+        use std::os::unix::fs::FileExt;
+        let offset: u64 = manifest.chunks()[..2].iter().map(|c| u64::from(c.len)).sum();
+        let file = fs::OpenOptions::new().write(true).open(bob.partial_path(&manifest.id())).expect("open");
+        file.write_all_at(&vec![0; lost.len as usize], offset).expect("punch");
+    }
+    let out = f.root.join("out");
+    fs::create_dir_all(&out).expect("mkdir");
+    let err = bob.materialise(&manifest, &out.join("copy.bin")).expect_err("a chunk is missing");
+    assert!(matches!(err, BlobError::MissingChunks { missing: 1, first, .. } if first == lost.hash), "{err}");
+    assert!(names_in(&out).is_empty(), "nothing left in the destination");
+    assert!(bob.partial_path(&manifest.id()).is_file(), "the partial file waits for the missing chunk");
+}
+
+#[test]
+fn a_torn_chunk_file_counts_as_missing() {
+    let f = fixture();
+    let bytes = pseudo_random(1024 * 1024, 24);
+    let src = f.root.join("src.bin");
+    write(&src, &bytes);
+    let manifest = f.store.import_file(&src).expect("import");
+    let victim = manifest.chunks()[0];
+    // What a crash can leave of a blob that was not fsynced.
+    fs::write(f.store.path_of(&victim.hash), b"").expect("truncate");
+    assert!(f.store.has(&victim.hash), "a file is there");
+    assert!(!f.store.has_chunk(&victim), "but not the chunk");
+    assert_eq!(f.store.missing(&manifest), vec![victim]);
+    let fetcher = Fetcher::new(&manifest, |c| f.store.has_chunk(c), FetchConfig::default());
+    assert_eq!(fetcher.chunks_left(), 1, "fetched again");
+    // Storing it again replaces the torn file.
+    let chunk = bytes[..victim.len as usize].to_vec();
+    f.store.put_many(vec![(victim.hash, chunk)]).expect("store again");
+    assert!(f.store.missing(&manifest).is_empty());
 }
 
 /// Chunking + storing throughput on a 256 MiB file. A measurement to report,

@@ -8,11 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{set_network, wait_for, Runner};
-
-fn loopback_only(home: &Path) {
-    set_network(home, &["/ip4/127.0.0.1/udp/0/quic-v1".into(), "/ip4/127.0.0.1/tcp/0".into()], false);
-}
+use common::{loopback_only, wait_for, Lines, Runner};
 
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
@@ -85,6 +81,11 @@ fn two_homes_pair_with_the_cli_and_survive_a_restart() {
     let copy = dir.path().join("bob-family");
     let out = hearth.ok(&b, &["share", "accept", "Family", &copy.to_string_lossy(), "--wait"]);
     assert!(out.contains("1 file(s)"), "{out}");
+    let list = hearth.json(&b, &["share", "list"]);
+    assert_eq!(list[0]["name"], "Family");
+    assert_eq!(list[0]["role"], "read-only");
+    assert_eq!(list[0]["state"], "active");
+    assert_eq!(list[0]["path"], copy.to_string_lossy().as_ref());
     assert_eq!(std::fs::read(copy.join("hello.txt")).expect("synced"), b"hello bob");
     let status: serde_json::Value =
         serde_json::from_str(&hearth.ok(&b, &["share", "status", "Family", "--json"])).expect("json");
@@ -110,4 +111,98 @@ fn the_demo_runs_the_use_cases_end_to_end() {
         assert!(text.contains(step), "missing {step:?} in:\n{text}");
     }
     assert!(dir.path().join("carol-Family/Recipes/crepes.txt").is_file());
+}
+
+#[test]
+fn share_status_watch_refreshes_every_second_until_ctrl_c() {
+    let hearth = Runner::direct();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("A");
+    hearth.ok(&home, &["init", "--name", "alice"]);
+    loopback_only(&home);
+    let _up = hearth.up(&home);
+    let folder = dir.path().join("notes");
+    std::fs::create_dir(&folder).expect("mkdir");
+    std::fs::write(folder.join("todo.txt"), b"milk").expect("write");
+    hearth.ok(&home, &["share", "create", &folder.to_string_lossy()]);
+    // A file written in the last moments is recorded by the next scan.
+    wait_for(Duration::from_secs(20), || hearth.json(&home, &["share", "status", "notes"])["files"] == 1);
+
+    // --json --watch: one JSON object per line, once a second.
+    let mut watch = hearth.spawn(&home, &["share", "status", "notes", "--watch", "--json"]);
+    let lines = Lines::of(watch.child());
+    let first: serde_json::Value = serde_json::from_str(&lines.next(Duration::from_secs(15))).expect("a JSON line");
+    let shown = Instant::now();
+    let second: serde_json::Value = serde_json::from_str(&lines.next(Duration::from_secs(15))).expect("a JSON line");
+    let gap = shown.elapsed();
+    assert!(gap >= Duration::from_millis(500) && gap < Duration::from_secs(5), "refreshed after {gap:?}");
+    for status in [&first, &second] {
+        assert_eq!(status["name"], "notes");
+        assert_eq!(status["files"], 1);
+        assert_eq!(status["files_pending_down"], 0);
+        assert_eq!(status["bytes_pending_down"], 0);
+        assert_eq!(status["rejected_changes"], 0);
+        assert!(status["conflicts"].as_array().is_some_and(|c| c.is_empty()));
+        assert_eq!(status["members"][0]["role"], "owner");
+    }
+    // Ctrl-C ends it cleanly.
+    assert!(watch.interrupt().success());
+
+    // Without --json and without a terminal: one line of text per refresh.
+    let mut watch = hearth.spawn(&home, &["share", "status", "notes", "--watch"]);
+    let lines = Lines::of(watch.child());
+    let line = lines.next(Duration::from_secs(15));
+    for part in ["notes:", "all 1 file(s) here", "0 of 0 member(s) online", "0 conflict(s)", "0 change(s) refused"] {
+        assert!(line.contains(part), "{part:?} missing in {line:?}");
+    }
+    assert!(lines.next(Duration::from_secs(5)).contains("all 1 file(s) here"));
+    assert!(watch.interrupt().success());
+
+    // The one-shot text status carries the same line.
+    let text = hearth.ok(&home, &["share", "status", "notes"]);
+    assert!(text.contains("all 1 file(s) here"), "{text}");
+    // An unknown share is an error, not an endless watch.
+    assert!(hearth.run(&home, &["share", "status", "nope", "--watch"]).status.code() == Some(1));
+}
+
+#[test]
+fn versions_and_trash_have_json() {
+    let hearth = Runner::direct();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("A");
+    hearth.ok(&home, &["init", "--name", "alice"]);
+    loopback_only(&home);
+    let _up = hearth.up(&home);
+    let folder = dir.path().join("notes");
+    std::fs::create_dir(&folder).expect("mkdir");
+    std::fs::write(folder.join("todo.txt"), b"milk").expect("write");
+    std::fs::write(folder.join("old.txt"), b"bye").expect("write");
+    hearth.ok(&home, &["share", "create", &folder.to_string_lossy()]);
+    assert_eq!(hearth.json(&home, &["share", "trash", "notes"]), serde_json::json!([]));
+
+    // Files modified in the last moments are left for the next scan.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(folder.join("todo.txt"), b"milk, eggs").expect("write");
+    std::fs::remove_file(folder.join("old.txt")).expect("rm");
+    wait_for(Duration::from_secs(20), || {
+        hearth.ok(&home, &["share", "scan", "notes"]);
+        hearth.json(&home, &["share", "versions", "notes", "todo.txt"]).as_array().is_some_and(|v| v.len() == 2)
+            && hearth.json(&home, &["share", "trash", "notes"]).as_array().is_some_and(|t| t.len() == 1)
+    });
+    let versions = hearth.json(&home, &["share", "versions", "notes", "todo.txt"]);
+    let current: Vec<_> = versions.as_array().expect("array").iter().filter(|v| v["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{versions}");
+    assert_eq!(current[0]["size"], 10);
+    assert!(versions.as_array().expect("array").iter().any(|v| v["size"] == 4 && v["current"] == false));
+    for v in versions.as_array().expect("array") {
+        assert_eq!(v["path"], "todo.txt");
+        assert!(v["author"].is_string() && v["at"].is_string() && v["content"].is_string() && v["version"].is_u64());
+    }
+    let trash = hearth.json(&home, &["share", "trash", "notes"]);
+    assert_eq!(trash[0]["path"], "old.txt", "{trash}");
+    assert_eq!(trash[0]["size"], 3);
+
+    // And the text forms.
+    assert!(hearth.ok(&home, &["share", "versions", "notes", "todo.txt"]).contains("(current)"));
+    assert!(hearth.ok(&home, &["share", "trash", "notes"]).contains("old.txt"));
 }

@@ -448,7 +448,7 @@ pub struct FetchConfig {
 impl Default for FetchConfig {
     fn default() -> Self {
         Self {
-            max_in_flight_per_peer: 8,
+            max_in_flight_per_peer: 32,
             part_size: CHUNK_MAX,
             request_timeout_ms: 30_000,
             backoff_initial_ms: 1_000,
@@ -602,8 +602,9 @@ enum Choice {
 
 impl Fetcher {
     /// A download of the chunks of `manifest` for which `is_present` is
-    /// false (the driver asks its store).
-    pub fn new(manifest: &Manifest, is_present: impl FnMut(&ChunkHash) -> bool, config: FetchConfig) -> Self {
+    /// false (the driver asks its store; it is asked once per distinct chunk,
+    /// with the length the manifest gives it).
+    pub fn new(manifest: &Manifest, is_present: impl FnMut(&ChunkRef) -> bool, config: FetchConfig) -> Self {
         Self::from_refs(manifest.chunks().iter().copied(), manifest.size(), is_present, config)
     }
 
@@ -619,7 +620,7 @@ impl Fetcher {
     fn from_refs(
         refs: impl Iterator<Item = ChunkRef>,
         bytes_total: u64,
-        mut is_present: impl FnMut(&ChunkHash) -> bool,
+        mut is_present: impl FnMut(&ChunkRef) -> bool,
         mut config: FetchConfig,
     ) -> Self {
         config.part_size = config.part_size.clamp(1, MAX_PART);
@@ -642,7 +643,7 @@ impl Fetcher {
         };
         let mut empty = Vec::new();
         for (hash, (len, count)) in counts {
-            if is_present(&hash) {
+            if is_present(&ChunkRef { hash, len }) {
                 me.bytes_done += u64::from(len) * count;
                 continue;
             }
@@ -1066,14 +1067,28 @@ impl Fetcher {
         if !chunk.parts.iter().all(|p| matches!(p, Part::Have { .. })) {
             return Outcome::Stored;
         }
-        let mut data = Vec::with_capacity(chunk.len as usize);
-        let mut contributors = BTreeSet::new();
-        for p in &chunk.parts {
-            if let Part::Have { from, bytes } = p {
-                data.extend_from_slice(bytes);
-                contributors.insert(from.clone());
+        let contributors: BTreeSet<PeerBytes> = chunk
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Have { from, .. } => Some(from.clone()),
+                _ => None,
+            })
+            .collect();
+        let data = match chunk.parts.as_mut_slice() {
+            // One part, the usual case: its bytes are moved, not copied (on a
+            // mismatch every part is fetched again anyway).
+            [Part::Have { bytes, .. }] => std::mem::take(bytes),
+            parts => {
+                let mut data = Vec::with_capacity(chunk.len as usize);
+                for p in parts.iter() {
+                    if let Part::Have { bytes, .. } = p {
+                        data.extend_from_slice(bytes);
+                    }
+                }
+                data
             }
-        }
+        };
         if ChunkHash::of(&data) == hash {
             self.bytes_done += u64::from(chunk.len) * chunk.count;
             self.pending.remove(&hash);
@@ -1314,7 +1329,7 @@ mod tests {
         let chunks: Vec<Vec<u8>> = (0..10).map(|i| chunk(i, 100 + i as usize)).collect();
         let m = manifest_of(&chunks);
         let present = ChunkHash::of(&chunks[0]);
-        let mut f = Fetcher::new(&m, |h| *h == present, FetchConfig::default());
+        let mut f = Fetcher::new(&m, |c| c.hash == present, FetchConfig::default());
         assert_eq!(f.bytes_done(), 100);
         assert_eq!(f.bytes_total(), m.size());
         assert_eq!(f.poll_request(0), None, "no peer yet");

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use hearth_protocol::blob::{ChunkHash, ManifestError};
 
 pub use chunker::{manifest_of_file, Chunk, Chunker};
-pub use store::{BlobStore, Staged};
+pub use store::{Assembly, BlobStore, Staged};
 
 /// Why a blob operation failed. Every message says what happened to which
 /// file, and what to do when there is something to do.

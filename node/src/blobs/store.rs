@@ -4,19 +4,28 @@
 //! Layout: the blob named by hex `abcdef…` (64 digits) is the file
 //! `ROOT/ab/cdef…` (62 digits), holding exactly the blob's bytes; `ROOT/tmp/`
 //! holds files being written and is emptied on open. 256 fan-out directories
-//! keep directories small for stores of millions of chunks.
+//! keep directories small for stores of millions of chunks. `ROOT/partial/`
+//! holds files being assembled by downloads ([`Assembly`]), named by content
+//! id: each fetched chunk is also written at its offsets there, so that once
+//! the download completes the file is already in place and writing it out
+//! costs a verification pass and a rename instead of a second copy of every
+//! byte (see [`BlobStore::stage`]).
 //!
 //! Invariants:
-//! - A blob file appears under its final name only complete and fsynced
-//!   (write to `tmp/`, fsync, rename, fsync the directory), so a crash leaves
-//!   either no file or the whole blob, plus temporary files removed at the
-//!   next open.
+//! - A blob file appears under its final name only complete (write to
+//!   `tmp/`, rename). Blobs imported from local files are also fsynced
+//!   before the rename and the directory after it, so a crash leaves either
+//!   no file or the whole blob, plus temporary files removed at the next
+//!   open. Blobs received from peers are not fsynced (below).
 //! - Nothing is returned without being hashed first: a blob file whose bytes
 //!   no longer match its name (disk corruption, someone editing the store) is
 //!   reported, deleted and treated as missing, never served or written out.
 //! - Files materialised from a manifest appear atomically: a temporary file in
 //!   the destination's directory, fsynced, renamed over the destination only
 //!   once every chunk was written; on any error nothing is left behind.
+//! - Blobs received from peers are not fsynced ([`BlobStore::put_many`]) and
+//!   partial files are trusted for nothing: every chunk is verified when it
+//!   is read back, and a torn one is fetched again.
 //!
 //! All methods take `&self` and may run on several threads at once (two
 //! writers of one blob both rename identical bytes into place). One process
@@ -36,10 +45,19 @@ use super::chunker::Chunker;
 use super::BlobError;
 
 const TMP_DIR: &str = "tmp";
+const PARTIAL_DIR: &str = "partial";
+/// A partial file untouched for this long belongs to a download that will
+/// not finish (the content was superseded): removed when the store opens.
+const PARTIAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// Partial files of at least this size are flushed to disk batch by batch
+/// while they download (smaller ones only when staged: one fsync per file).
+const SYNC_AHEAD_MIN: u64 = 8 * 1024 * 1024;
 
-/// Threads writing blobs during an import or a [`BlobStore::put_many`].
+/// Threads writing blobs during an import ([`BlobStore::import_file`]).
 ///
-/// Each blob is fsynced before its rename. One thread doing that pays one
+/// Each imported blob is fsynced before its rename (a manifest will name it,
+/// and nothing else holds its bytes: unlike a fetched chunk it cannot be
+/// fetched again). One thread doing that pays one
 /// journal commit per chunk (about 2.4 ms on the development VM's ext4: 30
 /// MB/s); concurrent fsyncs share commits, so a few writers bring storing
 /// close to chunking speed. The threads mostly wait on the disk, so more
@@ -68,6 +86,34 @@ pub struct Staged {
     file: NamedTempFile,
 }
 
+/// Where the chunks of one file go in its partial file: for each distinct
+/// chunk, the offsets at which the manifest lists it. Built once per
+/// download, shared with the writer tasks.
+#[derive(Debug)]
+pub struct Assembly {
+    id: ChunkHash,
+    size: u64,
+    offsets: std::collections::BTreeMap<ChunkHash, Vec<u64>>,
+}
+
+impl Assembly {
+    /// The assembly plan of `manifest`.
+    pub fn new(manifest: &Manifest) -> Self {
+        let mut offsets: std::collections::BTreeMap<ChunkHash, Vec<u64>> = Default::default();
+        let mut at = 0u64;
+        for c in manifest.chunks() {
+            offsets.entry(c.hash).or_default().push(at);
+            at += u64::from(c.len);
+        }
+        Self { id: manifest.id(), size: manifest.size(), offsets }
+    }
+
+    /// The content id of the file.
+    pub fn id(&self) -> ChunkHash {
+        self.id
+    }
+}
+
 impl BlobStore {
     /// Opens (creating if needed) the store under `root`, and deletes
     /// temporary files left by a crash.
@@ -82,7 +128,50 @@ impl BlobStore {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove a leftover temporary blob file");
             }
         }
+        let partial = root.join(PARTIAL_DIR);
+        fs::create_dir_all(&partial).map_err(BlobError::io("create the blob directory", &partial))?;
+        for entry in fs::read_dir(&partial).map_err(BlobError::io("list", &partial))? {
+            let entry = entry.map_err(BlobError::io("list", &partial))?;
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > PARTIAL_MAX_AGE));
+            if stale {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         Ok(Self { root, tmp })
+    }
+
+    /// Where the file of content `id` is assembled while it downloads.
+    pub fn partial_path(&self, id: &ChunkHash) -> PathBuf {
+        self.root.join(PARTIAL_DIR).join(id.to_string())
+    }
+
+    /// Writes verified chunks of the download `assembly` at each of their
+    /// offsets in its partial file. For a large file they are also flushed
+    /// to disk now, so that the disk works during the transfer rather than
+    /// in the final fsync when the file is staged. `chunks` must be verified
+    /// (each hashes to its name); a chunk the manifest does not list is
+    /// skipped.
+    pub fn write_partial(&self, assembly: &Assembly, chunks: &[(ChunkHash, Vec<u8>)]) -> Result<(), BlobError> {
+        use std::os::unix::fs::FileExt;
+        let path = self.partial_path(&assembly.id);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(BlobError::io("open", &path))?;
+        for (hash, bytes) in chunks {
+            for &offset in assembly.offsets.get(hash).map(Vec::as_slice).unwrap_or_default() {
+                file.write_all_at(bytes, offset).map_err(BlobError::io("write", &path))?;
+            }
+        }
+        if assembly.size >= SYNC_AHEAD_MIN {
+            file.sync_data().map_err(BlobError::io("flush to disk", &path))?;
+        }
+        Ok(())
     }
 
     /// The store directory.
@@ -124,6 +213,13 @@ impl BlobStore {
     /// the caller, returning that directory if a file was renamed into it
     /// (`None`: it was already there). The caller owns `hash == H(bytes)`.
     fn put_unsynced(&self, hash: &ChunkHash, bytes: &[u8]) -> Result<Option<PathBuf>, BlobError> {
+        self.write_blob(hash, bytes, true)
+    }
+
+    /// Writes the blob file (through `tmp/` and a rename, so readers never
+    /// see it half-written), fsyncing it first if `durable`. Returns the
+    /// directory it was renamed into, `None` if it was already there.
+    fn write_blob(&self, hash: &ChunkHash, bytes: &[u8], durable: bool) -> Result<Option<PathBuf>, BlobError> {
         let path = self.path_of(hash);
         // Same length means same blob, unless the disk rotted: reads verify.
         if fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
@@ -139,7 +235,9 @@ impl BlobStore {
             .tempfile_in(&self.tmp)
             .map_err(BlobError::io("create a temporary file in", &self.tmp))?;
         tmp.write_all(bytes).map_err(BlobError::io("write", tmp.path()))?;
-        tmp.as_file().sync_all().map_err(BlobError::io("flush to disk", tmp.path()))?;
+        if durable {
+            tmp.as_file().sync_all().map_err(BlobError::io("flush to disk", tmp.path()))?;
+        }
         tmp.persist(&path).map_err(|e| BlobError::Io {
             action: "move into place",
             path: path.clone(),
@@ -200,6 +298,9 @@ impl BlobStore {
             return blob::answer(get, None);
         }
         match self.get(&get.hash) {
+            // The usual request is a whole chunk: hand over the bytes read
+            // rather than copying them.
+            Ok(Some(bytes)) if get.offset == 0 && get.len as usize == bytes.len() => Response::Data { bytes },
             Ok(found) => blob::answer(get, found.as_deref()),
             Err(BlobError::Corrupt { .. }) => Response::Missing,
             Err(e) => {
@@ -233,19 +334,35 @@ impl BlobStore {
         Ok(manifest)
     }
 
-    /// Stores many blobs received from peers (e.g. the
+    /// Stores blobs received from peers (e.g. the
     /// [`FetchEvent::Verified`](hearth_protocol::blob::FetchEvent) chunks of a
     /// download, in batches), refusing any that does not hash to its name.
-    /// Much faster than one [`Self::put_verified`] per blob: see
-    /// [`WRITERS`].
+    ///
+    /// Not durable, on purpose: nothing is fsynced. A fetched blob can always
+    /// be fetched again, and every read verifies, so a blob torn or emptied
+    /// by a crash is found (by [`Self::missing`] from its length, or by the
+    /// hash check of [`Self::get`]), dropped and fetched again; what makes a
+    /// received file durable is the fsync of the file itself
+    /// ([`Self::stage`]). Paying a journal commit per chunk here capped a
+    /// download at the disk's commit rate.
     pub fn put_many(&self, blobs: impl IntoIterator<Item = (ChunkHash, Vec<u8>)>) -> Result<(), BlobError> {
-        self.write_all(blobs.into_iter().map(|(hash, bytes)| {
+        for (hash, bytes) in blobs {
             let actual = ChunkHash::of(&bytes);
             if actual != hash {
                 return Err(BlobError::HashMismatch { expected: hash, actual });
             }
-            Ok((hash, bytes))
-        }))
+            self.write_blob(&hash, &bytes, false)?;
+        }
+        Ok(())
+    }
+
+    /// Like [`Self::put_many`] for blobs the caller has already verified
+    /// (the fetcher hashed every chunk it emits): no second hash.
+    pub fn put_many_verified(&self, blobs: &[(ChunkHash, Vec<u8>)]) -> Result<(), BlobError> {
+        for (hash, bytes) in blobs {
+            self.write_blob(hash, bytes, false)?;
+        }
+        Ok(())
     }
 
     /// Writes every blob of `items` (each `hash == H(bytes)`, checked by the
@@ -326,10 +443,20 @@ impl BlobStore {
         Manifest::decode(&bytes).map(Some).map_err(|source| BlobError::BadManifest { id: *id, source })
     }
 
-    /// The distinct chunks of `manifest` not in the store, in file order.
+    /// The distinct chunks of `manifest` not in the store, in file order. A
+    /// chunk file of the wrong length (torn by a crash: fetched chunks are
+    /// not fsynced) counts as missing.
     pub fn missing(&self, manifest: &Manifest) -> Vec<ChunkRef> {
         let mut seen = BTreeSet::new();
-        manifest.chunks().iter().filter(|c| seen.insert(c.hash) && !self.has(&c.hash)).copied().collect()
+        manifest.chunks().iter().filter(|c| seen.insert(c.hash) && !self.has_chunk(c)).copied().collect()
+    }
+
+    /// Whether the store has a file of the right length for `chunk`
+    /// (unverified, like [`Self::has`]). A file of another length is torn (or
+    /// the manifest lies about the length): it is not removed here, a fetch
+    /// of the chunk replaces it.
+    pub fn has_chunk(&self, chunk: &ChunkRef) -> bool {
+        fs::metadata(self.path_of(&chunk.hash)).is_ok_and(|m| m.is_file() && m.len() == u64::from(chunk.len))
     }
 
     /// Writes the file described by `manifest` to `dest`, atomically:
@@ -349,6 +476,9 @@ impl BlobStore {
     /// may then check that the destination is still what it expects before
     /// [`Staged::persist`]. `dest` is only used in error messages.
     pub fn stage(&self, manifest: &Manifest, dir: &Path, dest: &Path) -> Result<Staged, BlobError> {
+        if let Some(staged) = self.stage_partial(manifest, dir, dest)? {
+            return Ok(staged);
+        }
         let missing = self.missing(manifest);
         if let Some(first) = missing.first() {
             let total = manifest.chunks().iter().map(|c| c.hash).collect::<BTreeSet<_>>().len();
@@ -384,6 +514,82 @@ impl BlobStore {
         }
         tmp.as_file().sync_all().map_err(BlobError::io("flush to disk", tmp.path()))?;
         Ok(Staged { file: tmp })
+    }
+
+    /// [`Self::stage`] from the partial file a download assembled, if there
+    /// is one and it can be moved into `dir` (same file system): it is
+    /// linked into `dir` under a temporary name, every chunk range is
+    /// verified (a range that does not hash to its chunk, such as a hole, is
+    /// written again from the store), the file is fsynced, and only then
+    /// removed from the store. `None`: no usable partial file (or a chunk
+    /// neither in it nor in the store: the partial file then stays for the
+    /// download that fetches the chunk), copy instead.
+    fn stage_partial(&self, manifest: &Manifest, dir: &Path, dest: &Path) -> Result<Option<Staged>, BlobError> {
+        use std::os::unix::fs::FileExt;
+        if manifest.size() == 0 {
+            return Ok(None);
+        }
+        let partial = self.partial_path(&manifest.id());
+        if !partial.is_file() {
+            return Ok(None);
+        }
+        let linked = tempfile::Builder::new().prefix(".hearth-").suffix(".tmp").make_in(dir, |path| {
+            fs::hard_link(&partial, path)?;
+            fs::OpenOptions::new().read(true).write(true).open(path)
+        });
+        let tmp = match linked {
+            Ok(tmp) => tmp,
+            // Another file system (or no hard links): copy from the chunks.
+            Err(e) => {
+                tracing::debug!(dest = %dest.display(), "cannot move the assembled file into place ({e}); copying it");
+                return Ok(None);
+            }
+        };
+        let file = tmp.as_file();
+        // Every range is hashed, a few threads at once (this is the part of
+        // writing a large download out that the user waits for).
+        let mut ranges = Vec::with_capacity(manifest.chunks().len());
+        let mut offset = 0u64;
+        for c in manifest.chunks() {
+            ranges.push((offset, *c));
+            offset += u64::from(c.len);
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        let per_thread = ranges.len().div_ceil(threads).max(1);
+        let damaged: Vec<(u64, ChunkRef)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ranges
+                .chunks(per_thread)
+                .map(|group| {
+                    scope.spawn(move || {
+                        let mut buf = vec![0u8; blob::CHUNK_MAX as usize];
+                        group
+                            .iter()
+                            .filter(|(offset, c)| {
+                                let buf = &mut buf[..c.len as usize];
+                                !(file.read_exact_at(buf, *offset).is_ok() && ChunkHash::of(buf) == c.hash)
+                            })
+                            .copied()
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            // A verifier cannot panic short of a bug; treat its share as damaged.
+            handles
+                .into_iter()
+                .zip(ranges.chunks(per_thread))
+                .flat_map(|(h, g)| h.join().unwrap_or(g.to_vec()))
+                .collect()
+        });
+        for (offset, c) in damaged {
+            // Not in the store either: the copy path reports what is
+            // missing; the partial file stays.
+            let Some(bytes) = self.get(&c.hash)? else { return Ok(None) };
+            file.write_all_at(&bytes, offset).map_err(BlobError::io("write", dest))?;
+        }
+        file.set_len(manifest.size()).map_err(BlobError::io("write", dest))?;
+        file.sync_all().map_err(BlobError::io("flush to disk", tmp.path()))?;
+        let _ = fs::remove_file(&partial);
+        Ok(Some(Staged { file: tmp }))
     }
 }
 

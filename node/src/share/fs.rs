@@ -37,7 +37,10 @@ use tracing::{debug, warn};
 use crate::blobs::BlobStore;
 
 /// A changed file modified less than this long ago is still being written.
-pub const SETTLE_MS: i64 = 150;
+/// Shorter than the watcher's quiet time (`DEBOUNCE`, 75 ms), so a scan
+/// started by the watcher finds the file settled; a file that changes while
+/// it is read is caught by its size and mtime after the read.
+pub const SETTLE_MS: i64 = 50;
 
 /// The shared file of ignore patterns (gitignore syntax).
 pub const IGNORE_FILE: &str = ".hearthignore";
@@ -53,6 +56,12 @@ pub fn ignored(name: &str) -> bool {
         || name.ends_with('~')
         || name == ".DS_Store"
         || name == "Thumbs.db"
+}
+
+/// The temporary file a write-out stages content in, next to its place
+/// (`BlobStore::stage`), before renaming it over the destination.
+fn is_staging_leftover(name: &str) -> bool {
+    name.starts_with(".hearth-") && name.ends_with(".tmp")
 }
 
 /// What the index knows of one path: the entry there and the state of the
@@ -131,6 +140,8 @@ pub struct ShareFs<'a> {
     root: &'a Path,
     blobs: &'a BlobStore,
     index: &'a mut Index,
+    /// Whether the index was changed (and needs saving).
+    changed: bool,
 }
 
 fn mtime_ms(meta: &std::fs::Metadata) -> i64 {
@@ -168,10 +179,67 @@ struct Found {
     exec: bool,
 }
 
+/// A changed file, read into the blob store by [`ShareFs::import_all`].
+enum Read {
+    /// Its content id and encoded manifest length.
+    Content(Vec<u8>, u32),
+    /// It changed while it was read: still being written.
+    Changing,
+    /// It could not be read.
+    Failed(String),
+}
+
+/// Files read at once by a scan. Reading is mostly waiting (on the disk,
+/// and on fsyncs, which concurrent writers share): a first scan of many
+/// small files is several times faster with several readers.
+const READERS: usize = 32;
+
 impl<'a> ShareFs<'a> {
+    /// Imports the files `paths` (relative, as found) into the blob store,
+    /// [`READERS`] at a time; a file whose size or mtime changed while it
+    /// was read is reported as [`Read::Changing`].
+    fn import_all(&self, paths: &[(&String, &Found)]) -> BTreeMap<String, Read> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let out = std::sync::Mutex::new(BTreeMap::new());
+        std::thread::scope(|scope| {
+            for _ in 0..READERS.min(paths.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((path, f)) = paths.get(i) else { break };
+                    let abs = self.root.join(path);
+                    let result = match self.blobs.import_file(&abs) {
+                        Ok(manifest) => match abs.symlink_metadata() {
+                            Ok(meta) if meta.len() == f.size && mtime_ms(&meta) == f.mtime_ms => {
+                                Read::Content(manifest.id().0.to_vec(), manifest.encoded_len() as u32)
+                            }
+                            _ => Read::Changing,
+                        },
+                        Err(e) => Read::Failed(e.to_string()),
+                    };
+                    out.lock().unwrap_or_else(|e| e.into_inner()).insert((*path).clone(), result);
+                });
+            }
+        });
+        out.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The share at `root`, with its blob store and index.
     pub fn new(root: &'a Path, blobs: &'a BlobStore, index: &'a mut Index) -> Self {
-        Self { root, blobs, index }
+        Self { root, blobs, index, changed: false }
+    }
+
+    /// Whether the index changed since this was made: only then is it saved.
+    pub fn index_changed(&self) -> bool {
+        self.changed
+    }
+
+    fn index_put(&mut self, path: String, indexed: Indexed) {
+        self.changed = true;
+        self.index.insert(path, indexed);
+    }
+
+    fn index_del(&mut self, path: &str) {
+        self.changed |= self.index.remove(path).is_some();
     }
 
     /// The patterns of the share's `.hearthignore`, if any.
@@ -211,6 +279,14 @@ impl<'a> ShareFs<'a> {
                     continue;
                 };
                 if ignored(&name) {
+                    if is_staging_leftover(&name) {
+                        // Staged files only exist inside a write-out, which
+                        // never overlaps a scan: this one outlived a crash.
+                        match std::fs::remove_file(entry.path()) {
+                            Ok(()) => warn!("removed {}, left by an interrupted write", entry.path().display()),
+                            Err(e) => debug!("cannot remove {}: {e}", entry.path().display()),
+                        }
+                    }
                     continue;
                 }
                 let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
@@ -260,15 +336,18 @@ impl<'a> ShareFs<'a> {
     }
 
     /// Records local edits in the document (see the module documentation).
-    /// `new_id` makes fresh entry ids; the caller commits.
+    /// `now` is (Unix seconds for the versions, Unix ms of the clock, to
+    /// tell files still being written). `new_id` makes fresh entry ids;
+    /// `checkpoint` runs before each path (to commit in batches); the
+    /// caller commits the rest.
     pub fn scan(
         &mut self,
         folder: &Folder,
         editor: &mut Editor,
         author: (&[u8], &str),
-        now: i64,
-        now_ms: i64,
+        (now, now_ms): (i64, i64),
         mut new_id: impl FnMut() -> EntryId,
+        mut checkpoint: impl FnMut(&mut Editor),
     ) -> ScanReport {
         let mut report = ScanReport::default();
         let (found, rules) = self.walk(&mut report);
@@ -295,8 +374,21 @@ impl<'a> ShareFs<'a> {
         }
         let mut moved_away = BTreeSet::new();
         self.detect_folder_moves(folder, editor, &found, &mut report, &mut moved_away);
+        // Read every changed file first, several at once.
+        let to_read: Vec<(&String, &Found)> = found
+            .iter()
+            .filter(|(path, f)| {
+                let unchanged = self.index.get(*path).is_some_and(|known| {
+                    known.kind == f.kind
+                        && (f.kind == Kind::Dir || (known.size == f.size && known.mtime_ms == f.mtime_ms))
+                });
+                f.kind == Kind::File && !unchanged && f.mtime_ms <= now_ms - SETTLE_MS
+            })
+            .collect();
+        let mut read = self.import_all(&to_read);
         // Parents first (BTreeMap order puts "a" before "a/b").
         for (path, f) in &found {
+            checkpoint(editor);
             let parent = match parent_of(path) {
                 None => EntryId::ROOT,
                 Some(p) => match self.index.get(p) {
@@ -322,10 +414,18 @@ impl<'a> ShareFs<'a> {
             }
             let (content, manifest_len) = match f.kind {
                 Kind::Dir => (Vec::new(), 0),
-                Kind::File => match self.blobs.import_file(&self.root.join(path)) {
-                    Ok(manifest) => (manifest.id().0.to_vec(), manifest.encoded_len() as u32),
-                    Err(e) => {
+                Kind::File => match read.remove(path.as_str()) {
+                    Some(Read::Content(content, manifest_len)) => (content, manifest_len),
+                    Some(Read::Changing) => {
+                        report.unsettled += 1;
+                        continue;
+                    }
+                    Some(Read::Failed(e)) => {
                         report.problems.push(format!("{path}: {e}"));
+                        continue;
+                    }
+                    None => {
+                        report.problems.push(format!("{path}: not read (internal error); retried at the next scan"));
                         continue;
                     }
                 },
@@ -378,7 +478,7 @@ impl<'a> ShareFs<'a> {
                         report.problems.push(format!("{path}: cannot keep the local version aside: {e}"));
                         continue;
                     }
-                    self.index.remove(path);
+                    self.index_del(path);
                     let entry = new_id();
                     report.created += 1;
                     let mut copy_version = version(f.kind, (content.clone(), manifest_len), f);
@@ -393,7 +493,7 @@ impl<'a> ShareFs<'a> {
                             mtime_ms: f.mtime_ms,
                             conflict: false,
                         };
-                        self.index.insert(copy_path, indexed);
+                        self.index_put(copy_path, indexed);
                     } else if let Err(e) = result {
                         report.problems.push(format!("{path}: {e}"));
                     }
@@ -433,17 +533,18 @@ impl<'a> ShareFs<'a> {
                 Ok(entry) => {
                     let indexed =
                         Indexed { entry, kind: f.kind, content, size: f.size, mtime_ms: f.mtime_ms, conflict: false };
-                    self.index.insert(path.clone(), indexed);
+                    self.index_put(path.clone(), indexed);
                 }
                 Err(e) => report.problems.push(format!("{path}: {e}")),
             }
         }
         // Deepest first, so a folder's deletion follows its content's.
         for (path, indexed) in gone.iter().rev() {
+            checkpoint(editor);
             if appeared_inside(path, &moved_away) {
                 continue; // moved with its folder (the index was re-keyed)
             }
-            self.index.remove(path);
+            self.index_del(path);
             if moved_away.contains(path) {
                 continue; // moved: a folder, or a file found elsewhere by content
             }
@@ -562,8 +663,8 @@ impl<'a> ShareFs<'a> {
             .map(|(p, i)| (p.clone(), i.clone()))
             .collect();
         for (p, i) in moved {
-            self.index.remove(&p);
-            self.index.insert(format!("{new}{}", &p[old.len()..]), i);
+            self.index_del(&p);
+            self.index_put(format!("{new}{}", &p[old.len()..]), i);
         }
     }
 
@@ -579,7 +680,9 @@ impl<'a> ShareFs<'a> {
     }
 
     /// Writes the document's state to disk (see the module documentation).
-    pub fn materialise(&mut self, folder: &Folder) -> WriteReport {
+    /// Contents in `fetching` are known to be incomplete (being fetched):
+    /// their files are not looked at, only reported missing again.
+    pub fn materialise(&mut self, folder: &Folder, fetching: &BTreeMap<ChunkHash, u32>) -> WriteReport {
         let mut report = WriteReport::default();
         // Names this node never scans (temporary and lock files) are not
         // written either: the next scan would take them for deletions.
@@ -640,7 +743,7 @@ impl<'a> ShareFs<'a> {
                             mtime_ms: 0,
                             conflict: false,
                         };
-                        self.index.insert(rel.clone(), indexed);
+                        self.index_put(rel.clone(), indexed);
                     }
                     Err(e) => report.problems.push(format!("{rel}: {e}")),
                 }
@@ -649,6 +752,11 @@ impl<'a> ShareFs<'a> {
             if !self.unchanged_on_disk(rel, &abs) {
                 report.kept_local += 1;
                 debug!("{rel}: local edit not scanned yet; left as is");
+                continue;
+            }
+            let content = <[u8; 32]>::try_from(item.version.content.as_slice()).ok().map(ChunkHash);
+            if let Some((content, len)) = content.and_then(|c| fetching.get(&c).map(|len| (c, *len))) {
+                report.missing.insert(content, len);
                 continue;
             }
             match self.write_file(rel, &abs, item.entry, &item.version, item.conflict.is_some()) {
@@ -679,10 +787,10 @@ impl<'a> ShareFs<'a> {
             match result {
                 Ok(()) => {
                     report.removed += 1;
-                    self.index.remove(rel);
+                    self.index_del(rel);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    self.index.remove(rel);
+                    self.index_del(rel);
                 }
                 Err(e) => {
                     // A folder that still holds local files stays.
@@ -727,7 +835,7 @@ impl<'a> ShareFs<'a> {
         staged.persist(abs)?;
         set_times_and_mode(abs, version);
         let meta = abs.symlink_metadata()?;
-        self.index.insert(
+        self.index_put(
             rel.to_owned(),
             Indexed {
                 entry,

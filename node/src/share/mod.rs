@@ -15,6 +15,8 @@
 
 pub mod fs;
 pub mod keys;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ use tracing::{info, warn};
 
 use crate::api::ApiError;
 use crate::blobs::BlobStore;
-use crate::store::{ShareRecord, Store};
+use crate::store::{DocWrite, ShareRecord, Store};
 use fs::{Index, ScanReport, ShareFs, WriteReport};
 use hearth_crdt::folder::{Editor, Folder, Version};
 use hearth_crdt::tree::EntryId;
@@ -118,6 +120,15 @@ pub struct ShareStatusView {
     pub files_pending_down: usize,
     /// Bytes of those files.
     pub bytes_pending_down: u64,
+    /// Of `bytes_pending_down`, the bytes already received and verified
+    /// (progress inside the files being fetched; filled in by the fetcher).
+    #[serde(default)]
+    pub bytes_pending_down_stored: u64,
+    /// Content bytes received from other members and verified since this
+    /// node started (not persisted). Chunks already in the blob store are
+    /// never asked for, so after a restart this counts only what was missing.
+    #[serde(default)]
+    pub bytes_received: u64,
     /// Conflicts: paths of the conflict copies (both versions are on disk).
     pub conflicts: Vec<String>,
     /// Entries in the trash (deleted, content kept).
@@ -166,7 +177,26 @@ pub struct Shares {
     /// Content each share still needs from other members (manifest id ->
     /// encoded manifest length).
     wanted: BTreeMap<Vec<u8>, BTreeMap<ChunkHash, u32>>,
+    /// Verified content bytes received per share since start (for status).
+    received: BTreeMap<Vec<u8>, u64>,
+    /// Each share's folder as last read from its document, with the heads
+    /// it was read at: rebuilt only when the document changed.
+    folders: BTreeMap<Vec<u8>, (Vec<ChangeHash>, Arc<Folder>)>,
+    /// Increments stored since each document's last full save.
+    increments: BTreeMap<Vec<u8>, usize>,
+    /// Changes each member sent us, per share (in memory): they have them,
+    /// so they are never sent back, even while their heads are unknown here.
+    sent_us: BTreeMap<(Vec<u8>, Vec<u8>), std::collections::BTreeSet<ChangeHash>>,
+    /// Shares with applied changes not written to disk yet.
+    unwritten: std::collections::BTreeSet<Vec<u8>>,
 }
+
+/// A document is saved whole again (compacted) after this many increments.
+const COMPACT_AFTER: usize = 64;
+
+/// A scan commits its edits every this many (about 450 bytes each: one
+/// change stays well below `wire::MAX_CHANGE_BYTES`).
+const SCAN_BATCH: usize = 2_000;
 
 impl Shares {
     /// Loads every share and the documents of those that have one.
@@ -175,12 +205,17 @@ impl Shares {
         let mut records = BTreeMap::new();
         let mut docs = BTreeMap::new();
         let mut indexes = BTreeMap::new();
+        let mut increments = BTreeMap::new();
         for (id, record) in store.shares()? {
-            if let Some((bytes, sigs)) = store.share_doc(&id)? {
-                let signatures =
-                    sigs.into_iter().filter_map(|(h, s)| Some((ChangeHash::try_from(h.as_slice()).ok()?, s))).collect();
-                let doc = ShareDoc::load(&bytes, signatures, &record.owner, &local)?;
+            if let Some(stored) = store.share_doc(&id)? {
+                let signatures = stored
+                    .signatures
+                    .into_iter()
+                    .filter_map(|(h, s)| Some((ChangeHash::try_from(h.as_slice()).ok()?, s)))
+                    .collect();
+                let doc = ShareDoc::load(&stored.bytes, signatures, &record.owner, &local)?;
                 docs.insert(id.clone(), doc);
+                increments.insert(id.clone(), stored.increments);
             }
             if let Some(bytes) = store.share_index(&id)? {
                 let index: Index = ciborium::from_reader(bytes.as_slice())
@@ -200,7 +235,35 @@ impl Shares {
             indexes,
             name,
             wanted: BTreeMap::new(),
+            received: BTreeMap::new(),
+            folders: BTreeMap::new(),
+            increments,
+            sent_us: BTreeMap::new(),
+            unwritten: Default::default(),
         })
+    }
+
+    /// Share `id`'s folder, read from its document only if the document
+    /// changed since the last read. Call it only with no uncommitted edit
+    /// (reading the heads would commit it unsigned).
+    fn folder(&mut self, id: &[u8]) -> Option<Arc<Folder>> {
+        let doc = self.docs.get_mut(id)?;
+        let heads = doc.heads();
+        if let Some((at, folder)) = self.folders.get_mut(id) {
+            if *at == heads {
+                return Some(folder.clone());
+            }
+            // Only what changed since: the patches Automerge recorded.
+            let (from, patches) = doc.take_patches();
+            if from == *at && !from.is_empty() && Arc::make_mut(folder).apply_patches(doc, &patches) {
+                *at = heads;
+                return Some(folder.clone());
+            }
+        }
+        let folder = Arc::new(Folder::from_doc(doc));
+        doc.track_patches();
+        self.folders.insert(id.to_vec(), (heads, folder.clone()));
+        Some(folder)
     }
 
     /// The blob store (to serve and store content).
@@ -208,9 +271,24 @@ impl Shares {
         &self.blobs
     }
 
-    /// Active shares whose content is incomplete: manifest ids to fetch.
-    pub fn wanted(&self) -> Vec<(Vec<u8>, BTreeMap<ChunkHash, u32>)> {
-        self.wanted.iter().filter(|(_, w)| !w.is_empty()).map(|(id, w)| (id.clone(), w.clone())).collect()
+    /// Active shares whose content is incomplete: up to `limit` manifest
+    /// ids to fetch for which `skip` is false (e.g. already being fetched).
+    /// Bounded, because it is asked after every answer of a download.
+    pub fn wanted(&self, limit: usize, skip: &dyn Fn(&ChunkHash) -> bool) -> Vec<(Vec<u8>, BTreeMap<ChunkHash, u32>)> {
+        let mut left = limit;
+        let mut out = Vec::new();
+        for (id, wanted) in &self.wanted {
+            if left == 0 {
+                break;
+            }
+            let some: BTreeMap<ChunkHash, u32> =
+                wanted.iter().filter(|(c, _)| !skip(c)).take(left).map(|(c, l)| (*c, *l)).collect();
+            left -= some.len();
+            if !some.is_empty() {
+                out.push((id.clone(), some));
+            }
+        }
+        out
     }
 
     /// Content `content` of share `id` is now complete in the blob store.
@@ -218,6 +296,11 @@ impl Shares {
         if let Some(wanted) = self.wanted.get_mut(id) {
             wanted.remove(content);
         }
+    }
+
+    /// `bytes` of verified content of share `id` arrived from a member.
+    pub fn received(&mut self, id: &[u8], bytes: u64) {
+        *self.received.entry(id.to_vec()).or_default() += bytes;
     }
 
     /// The members of share `id` other than us.
@@ -262,19 +345,30 @@ impl Shares {
             return Ok((ScanReport::default(), Vec::new()));
         }
         let root = PathBuf::from(record.path.clone().ok_or_else(|| ApiError::internal("active share without a path"))?);
+        let folder = self.folder(id).ok_or_else(|| ApiError::internal("share has no document"))?;
         let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::internal("share has no document"))?;
-        let folder = Folder::from_doc(doc);
         let index = self.indexes.entry(id.to_vec()).or_default();
-        let report = {
+        let key = &self.key;
+        let (report, index_changed) = {
             let mut editor = Editor::new(doc, &folder, &self.local);
-            ShareFs::new(&root, &self.blobs, index).scan(
+            let mut fs = ShareFs::new(&root, &self.blobs, index);
+            let report = fs.scan(
                 &folder,
                 &mut editor,
                 (&self.local, &self.name),
-                now as i64,
-                crate::now_unix_ms(),
+                (now as i64, crate::now_unix_ms()),
                 || EntryId::from_bytes(rand::random()),
-            )
+                |editor| {
+                    // Changes of a bounded size, so that each fits in a sync
+                    // message (a first scan may record 100,000 files).
+                    if editor.uncommitted() >= SCAN_BATCH {
+                        if let Err(e) = editor.commit(&NodeSigner(key), now as i64) {
+                            warn!(share = %hex::encode(id), "cannot record local changes: {e}");
+                        }
+                    }
+                },
+            );
+            (report, fs.index_changed())
         };
         for problem in &report.problems {
             warn!(share = %hex::encode(id), "{problem}");
@@ -285,7 +379,9 @@ impl Shares {
         } else {
             Vec::new()
         };
-        self.save_index(id);
+        if index_changed {
+            self.save_index(id);
+        }
         Ok((report, out))
     }
 
@@ -297,10 +393,13 @@ impl Shares {
             return None;
         }
         let root = PathBuf::from(record.path.clone()?);
-        let doc = self.docs.get(id)?;
-        let folder = Folder::from_doc(doc);
+        self.unwritten.remove(id);
+        let folder = self.folder(id)?;
         let index = self.indexes.entry(id.to_vec()).or_default();
-        let report = ShareFs::new(&root, &self.blobs, index).materialise(&folder);
+        let fetching = self.wanted.get(id).cloned().unwrap_or_default();
+        let mut fs = ShareFs::new(&root, &self.blobs, index);
+        let report = fs.materialise(&folder, &fetching);
+        let index_changed = fs.index_changed();
         for problem in &report.problems {
             warn!(share = %hex::encode(id), "{problem}");
         }
@@ -308,7 +407,9 @@ impl Shares {
             info!(share = %hex::encode(id), written = report.written, moved = report.moved, removed = report.removed, "wrote remote changes to disk");
         }
         self.wanted.insert(id.to_vec(), report.missing.clone());
-        self.save_index(id);
+        if index_changed {
+            self.save_index(id);
+        }
         Some(report)
     }
 
@@ -360,15 +461,33 @@ impl Shares {
 
     fn persist(&mut self, id: &[u8]) -> Result<(), ApiError> {
         let record = self.records.get(id).ok_or_else(|| ApiError::internal("share vanished"))?;
-        match self.docs.get_mut(id) {
-            Some(doc) => {
-                let bytes = doc.save();
-                let sigs: Vec<(Vec<u8>, Vec<u8>)> =
-                    doc.signatures().iter().map(|(h, s)| (h.0.to_vec(), s.clone())).collect();
-                self.store.put_share(id, record, Some((&bytes, &sigs))).map_err(ApiError::internal)
+        let Some(doc) = self.docs.get_mut(id) else {
+            return self.store.put_share(id, record, None).map_err(ApiError::internal);
+        };
+        let sigs = |list: &mut dyn Iterator<Item = (&ChangeHash, &Vec<u8>)>| -> Vec<(Vec<u8>, Vec<u8>)> {
+            list.map(|(h, s)| (h.0.to_vec(), s.clone())).collect()
+        };
+        // Append the new changes; save the whole document (which replaces
+        // the increments) for a new share and every COMPACT_AFTER appends.
+        let result = match self.increments.get(id).copied() {
+            Some(count) if count < COMPACT_AFTER => {
+                let increment = doc.save_incremental();
+                if increment.bytes.is_empty() && increment.signatures.is_empty() {
+                    self.store.put_share(id, record, None)
+                } else {
+                    let signatures = sigs(&mut increment.signatures.iter().map(|(h, s)| (h, s)));
+                    self.increments.insert(id.to_vec(), count + 1);
+                    self.store.put_share(id, record, Some(DocWrite::Append(&increment.bytes, &signatures)))
+                }
             }
-            None => self.store.put_share(id, record, None).map_err(ApiError::internal),
-        }
+            _ => {
+                let bytes = doc.save();
+                let signatures = sigs(&mut doc.signatures().iter());
+                self.increments.insert(id.to_vec(), 0);
+                self.store.put_share(id, record, Some(DocWrite::Full(&bytes, &signatures)))
+            }
+        };
+        result.map_err(ApiError::internal)
     }
 
     /// `hearth share create PATH [--name NAME]`.
@@ -445,18 +564,26 @@ impl Shares {
             .collect()
     }
 
+    /// The changes member `peer`, whose heads are `theirs`, lacks.
+    fn changes_for(&mut self, id: &[u8], peer: &[u8], theirs: &[ChangeHash]) -> Vec<SignedChange> {
+        let Some(doc) = self.docs.get_mut(id) else { return Vec::new() };
+        match self.sent_us.get(&(id.to_vec(), peer.to_vec())) {
+            Some(sent) => doc.changes_for_except(theirs, &|h| sent.contains(h)),
+            None => doc.changes_for(theirs),
+        }
+    }
+
     fn sync_message(&mut self, id: &[u8], peer: &PeerId) -> Option<Outgoing> {
         if self.records.get(id).is_none_or(|r| r.state != "active") {
             return None;
         }
         let known = self.peer_heads.get(&(id.to_vec(), peer.to_bytes())).cloned();
-        let doc = self.docs.get_mut(id)?;
-        let heads = doc.heads();
         // Unknown heads: send only ours; the answer tells what they have.
         let changes = match known {
-            Some(theirs) => wire::bounded(to_wire(doc.changes_for(&theirs))).0,
+            Some(theirs) => wire::bounded(to_wire(self.changes_for(id, &peer.to_bytes(), &theirs))).0,
             None => Vec::new(),
         };
+        let heads = self.docs.get_mut(id)?.heads();
         Some(Outgoing {
             peer: *peer,
             request: ShareRequest::Sync { share: id.to_vec(), heads: heads_to_wire(&heads), changes },
@@ -598,11 +725,11 @@ impl Shares {
                     warn!(share = %hex::encode(&id), %from, "refused a share sync from a node that is not a member");
                     return refuse(wire::NOT_A_MEMBER);
                 }
-                let (applied, rejected) = self.apply(&id, from, changes);
+                let (applied, rejected) = self.apply(&id, from, changes, true);
                 let theirs = heads_from_wire(&heads);
                 self.peer_heads.insert((id.clone(), peer), theirs.clone());
+                let (changes, more) = wire::bounded(to_wire(self.changes_for(&id, &from.to_bytes(), &theirs)));
                 let Some(doc) = self.docs.get_mut(&id) else { return refuse("unknown share") };
-                let (changes, more) = wire::bounded(to_wire(doc.changes_for(&theirs)));
                 let response = ShareResponse::Sync {
                     heads: heads_to_wire(&doc.heads()),
                     changes,
@@ -620,8 +747,10 @@ impl Shares {
         self.sync_all(id, &|p| p != except && online(p))
     }
 
-    /// Applies received changes; returns (applied, rejected) counts.
-    fn apply(&mut self, id: &[u8], from: &PeerId, changes: Vec<WireChange>) -> (usize, usize) {
+    /// Applies received changes; returns (applied, rejected) counts. With
+    /// `write`, applied changes are written to disk at once (else by the
+    /// caller later: a sync that comes in several messages is written once).
+    fn apply(&mut self, id: &[u8], from: &PeerId, changes: Vec<WireChange>, write: bool) -> (usize, usize) {
         if changes.is_empty() {
             return (0, 0);
         }
@@ -632,6 +761,7 @@ impl Shares {
             warn!(share = %hex::encode(id), %from, author = %peer_text(author), change = %hex::encode(hash.0), "refused a change: {reason}");
         }
         let (applied, rejected) = (report.applied.len(), report.rejected.len());
+        self.sent_us.entry((id.to_vec(), from.to_bytes())).or_default().extend(report.applied.iter().copied());
         if let Some(record) = self.records.get_mut(id) {
             record.rejected += rejected as u64;
         }
@@ -642,7 +772,7 @@ impl Shares {
         }
         if applied > 0 {
             info!(share = %hex::encode(id), %from, "applied {applied} change(s)");
-            let removed = self.docs.get(id).is_some_and(|d| d.role_of(&self.local).is_none());
+            let removed = self.docs.get(id).is_some_and(|d| d.was_removed(&self.local));
             match self.records.get_mut(id) {
                 Some(record) if removed && record.role != "owner" => {
                     // The owner removed us: stop syncing; the files stay.
@@ -659,7 +789,11 @@ impl Shares {
                             record.role = role; // a role change by the owner
                         }
                     }
-                    self.write_out(id);
+                    if write {
+                        self.write_out(id);
+                    } else {
+                        self.unwritten.insert(id.to_vec());
+                    }
                 }
             }
         }
@@ -679,7 +813,10 @@ impl Shares {
                 if rejected > 0 {
                     warn!(share = %hex::encode(id), %from, "{rejected} of our changes were refused by that member");
                 }
-                let (applied, _) = self.apply(id, from, changes);
+                let (applied, _) = self.apply(id, from, changes, !more);
+                if !more && self.unwritten.contains(id) {
+                    self.write_out(id);
+                }
                 self.peer_heads.insert((id.to_vec(), from.to_bytes()), heads_from_wire(&heads));
                 let mut out = Vec::new();
                 // They may lack changes we have (we did not know their heads),
@@ -688,7 +825,7 @@ impl Shares {
                     .peer_heads
                     .get(&(id.to_vec(), from.to_bytes()))
                     .cloned()
-                    .and_then(|theirs| self.docs.get_mut(id).map(|d| !d.changes_for(&theirs).is_empty()))
+                    .map(|theirs| !self.changes_for(id, &from.to_bytes(), &theirs).is_empty())
                     .unwrap_or(false);
                 if more || owe_them {
                     out.extend(self.sync_message(id, from));
@@ -764,9 +901,8 @@ impl Shares {
     }
 
     /// `hearth share trash SHARE`: deleted files and folders, restorable.
-    pub fn trash(&self, id: &[u8]) -> Result<Vec<VersionView>, ApiError> {
-        let doc = self.docs.get(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
-        let folder = Folder::from_doc(doc);
+    pub fn trash(&mut self, id: &[u8]) -> Result<Vec<VersionView>, ApiError> {
+        let folder = self.folder(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
         Ok(folder
             .trash()
             .into_iter()
@@ -788,8 +924,8 @@ impl Shares {
     /// `hearth share versions SHARE PATH`: every version of a file.
     pub fn versions(&mut self, id: &[u8], path: &str) -> Result<Vec<VersionView>, ApiError> {
         let (entry, _) = self.find(id, path)?;
+        let current = self.folder(id).and_then(|f| f.versions(entry).first().cloned());
         let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
-        let current = Folder::from_doc(doc).versions(entry).first().cloned();
         Ok(Folder::history(doc, entry)
             .into_iter()
             .enumerate()
@@ -807,9 +943,8 @@ impl Shares {
 
     /// An entry by its current path, or by the path it had before deletion;
     /// the bool says it is in the trash.
-    fn find(&self, id: &[u8], path: &str) -> Result<(EntryId, bool), ApiError> {
-        let doc = self.docs.get(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
-        let folder = Folder::from_doc(doc);
+    fn find(&mut self, id: &[u8], path: &str) -> Result<(EntryId, bool), ApiError> {
+        let folder = self.folder(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
         let path = path.trim_matches('/');
         if let Some(item) = folder.items().into_iter().find(|i| i.path.join("/") == path && i.conflict.is_none()) {
             return Ok((item.entry, false));
@@ -838,8 +973,8 @@ impl Shares {
             return Err(ApiError::conflict("read-only members cannot restore; ask the owner or a read-write member"));
         }
         let (entry, in_trash) = self.find(id, path)?;
+        let folder = self.folder(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
         let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
-        let folder = Folder::from_doc(doc);
         let history = Folder::history(doc, entry);
         if !in_trash && version.is_none() {
             return Err(ApiError::bad_request(format!(
@@ -874,11 +1009,12 @@ impl Shares {
 
     /// `hearth share status SHARE`.
     pub fn status(
-        &self,
+        &mut self,
         id: &[u8],
         names: &dyn Fn(&PeerId) -> Option<(String, bool)>,
     ) -> Result<ShareStatusView, ApiError> {
         let share = self.view(id).ok_or_else(|| ApiError::not_found("no such share"))?;
+        let folder = self.folder(id);
         let record = self.records.get(id).ok_or_else(|| ApiError::not_found("no such share"))?;
         let mut members = Vec::new();
         let mut doc_changes = 0;
@@ -907,8 +1043,7 @@ impl Shares {
         let wanted = self.wanted.get(id);
         let (mut files, mut folders, mut bytes, mut conflicts, mut in_trash) = (0, 0, 0, Vec::new(), 0);
         let mut bytes_pending_down = 0;
-        if let Some(doc) = self.docs.get(id) {
-            let folder = Folder::from_doc(doc);
+        if let Some(folder) = folder {
             for item in folder.items() {
                 let pending = <[u8; 32]>::try_from(item.version.content.as_slice())
                     .is_ok_and(|c| wanted.is_some_and(|w| w.contains_key(&ChunkHash(c))));
@@ -947,6 +1082,8 @@ impl Shares {
             bytes,
             files_pending_down,
             bytes_pending_down,
+            bytes_pending_down_stored: 0,
+            bytes_received: self.received.get(id).copied().unwrap_or(0),
             conflicts,
             in_trash,
             not_shared,

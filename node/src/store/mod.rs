@@ -17,10 +17,40 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use tables::{ContactRecord, ListenPorts, Origin, ShareRecord};
-use tables::{CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_INDEX, SHARE_SIGS};
+use tables::{
+    CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_DOC_INCREMENTS, SHARE_INDEX, SHARE_SIGS,
+};
 
 /// Signatures of a share document's changes: (change hash, signature).
 pub type Signatures = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// How a share's document is written by [`Store::put_share`].
+#[derive(Debug, Clone, Copy)]
+pub enum DocWrite<'a> {
+    /// The whole document: replaces the stored one and its increments.
+    Full(&'a [u8], &'a Signatures),
+    /// Changes to append (see `tables::SHARE_DOC_INCREMENTS`), with their
+    /// signatures.
+    Append(&'a [u8], &'a Signatures),
+}
+
+/// A share's stored document: see [`Store::share_doc`].
+#[derive(Debug, Clone, Default)]
+pub struct StoredDoc {
+    /// The last full save followed by every increment: loads as a whole.
+    pub bytes: Vec<u8>,
+    /// Signatures of all its changes.
+    pub signatures: Signatures,
+    /// Increments stored after the full save (a node compacts when there
+    /// are many).
+    pub increments: usize,
+}
+
+fn id_range(id: &[u8], width: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut end = id.to_vec();
+    end.extend(std::iter::repeat_n(0xff, width + 1));
+    (id.to_vec(), end)
+}
 
 /// Handle on the database; cheap to share behind an `Arc`.
 pub struct Store {
@@ -57,13 +87,16 @@ impl Store {
             if version > SCHEMA_VERSION {
                 bail!("the database was written by a newer Hearth (schema {version}); update Hearth");
             }
-            // Version 0 -> 1: creating the tables is the whole migration.
+            // Version 0 -> 1 -> 2: creating the tables is the whole
+            // migration (2 added the document increments, which a Hearth
+            // of schema 1 would ignore: it must refuse this database).
             txn.open_table(CONTACTS)?;
             txn.open_table(INVITATIONS)?;
             txn.open_table(SHARES)?;
             txn.open_table(SHARE_DOCS)?;
             txn.open_table(SHARE_SIGS)?;
             txn.open_table(SHARE_INDEX)?;
+            txn.open_table(SHARE_DOC_INCREMENTS)?;
             if version != SCHEMA_VERSION {
                 meta.insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
             }
@@ -218,12 +251,40 @@ impl Store {
 
     /// Stores a share record, and with `doc` its document and the new
     /// signatures, in one transaction.
-    pub fn put_share(&self, id: &[u8], record: &ShareRecord, doc: Option<(&[u8], &Signatures)>) -> Result<()> {
+    pub fn put_share(&self, id: &[u8], record: &ShareRecord, doc: Option<DocWrite>) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
             txn.open_table(SHARES)?.insert(id, encode(record)?.as_slice())?;
-            if let Some((bytes, signatures)) = doc {
-                txn.open_table(SHARE_DOCS)?.insert(id, bytes)?;
+            let mut increments = txn.open_table(SHARE_DOC_INCREMENTS)?;
+            let (start, end) = id_range(id, 8);
+            let signatures = match doc {
+                None => None,
+                Some(DocWrite::Full(bytes, signatures)) => {
+                    txn.open_table(SHARE_DOCS)?.insert(id, bytes)?;
+                    increments.retain_in(start.as_slice()..end.as_slice(), |_, _| false)?;
+                    Some(signatures)
+                }
+                Some(DocWrite::Append(bytes, signatures)) => {
+                    if !bytes.is_empty() {
+                        let last = match increments.range(start.as_slice()..end.as_slice())?.next_back() {
+                            Some(row) => Some(row?.0.value().to_vec()),
+                            None => None,
+                        };
+                        let next = match last {
+                            Some(k) => {
+                                let seq: [u8; 8] = k[id.len()..].try_into().context("a corrupted increment key")?;
+                                u64::from_be_bytes(seq) + 1
+                            }
+                            None => 0,
+                        };
+                        let mut key = id.to_vec();
+                        key.extend_from_slice(&next.to_be_bytes());
+                        increments.insert(key.as_slice(), bytes)?;
+                    }
+                    Some(signatures)
+                }
+            };
+            if let Some(signatures) = signatures {
                 let mut sigs = txn.open_table(SHARE_SIGS)?;
                 for (hash, sig) in signatures {
                     let mut key = id.to_vec();
@@ -236,21 +297,27 @@ impl Store {
         Ok(())
     }
 
-    /// A share's saved document and all its signatures (hash, signature).
-    pub fn share_doc(&self, id: &[u8]) -> Result<Option<(Vec<u8>, Signatures)>> {
+    /// A share's stored document: the last full save, its increments and
+    /// all signatures.
+    pub fn share_doc(&self, id: &[u8]) -> Result<Option<StoredDoc>> {
         let txn = self.db.begin_read()?;
-        let Some(doc) = txn.open_table(SHARE_DOCS)?.get(id)?.map(|v| v.value().to_vec()) else {
+        let Some(mut bytes) = txn.open_table(SHARE_DOCS)?.get(id)?.map(|v| v.value().to_vec()) else {
             return Ok(None);
         };
-        let sigs = txn.open_table(SHARE_SIGS)?;
-        let mut end = id.to_vec();
-        end.extend_from_slice(&[0xff; 33]);
-        let mut out = Vec::new();
-        for row in sigs.range(id..end.as_slice())? {
-            let (k, v) = row?;
-            out.push((k.value()[id.len()..].to_vec(), v.value().to_vec()));
+        let (start, end) = id_range(id, 8);
+        let mut increments = 0;
+        for row in txn.open_table(SHARE_DOC_INCREMENTS)?.range(start.as_slice()..end.as_slice())? {
+            bytes.extend_from_slice(row?.1.value());
+            increments += 1;
         }
-        Ok(Some((doc, out)))
+        let sigs = txn.open_table(SHARE_SIGS)?;
+        let (start, end) = id_range(id, 32);
+        let mut signatures = Vec::new();
+        for row in sigs.range(start.as_slice()..end.as_slice())? {
+            let (k, v) = row?;
+            signatures.push((k.value()[id.len()..].to_vec(), v.value().to_vec()));
+        }
+        Ok(Some(StoredDoc { bytes, signatures, increments }))
     }
 
     /// A share's local index, as stored bytes.

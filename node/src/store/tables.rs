@@ -7,7 +7,7 @@ use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 /// Schema version stored under `meta-1["schema_version"]`.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Small node-wide values. Key: a name. Value: CBOR.
 /// - `schema_version`: u64
@@ -25,8 +25,15 @@ pub const INVITATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inv
 /// Key: the 16-byte share id. Value: [`ShareRecord`].
 pub const SHARES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shares-1");
 
-/// Each share's Automerge document (saved format). Key: share id. Value: bytes.
+/// Each share's Automerge document (saved format), as of its last compaction.
+/// Key: share id. Value: bytes.
 pub const SHARE_DOCS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("share-docs-1");
+
+/// Changes appended to a share's document since its last compaction
+/// (Automerge change chunks: `SHARE_DOCS` followed by these, in key order,
+/// loads as the whole document). Key: share id (16) + sequence number (u64
+/// big-endian). Value: bytes. Schema 2.
+pub const SHARE_DOC_INCREMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("share-doc-increments-1");
 
 /// Signatures of the share documents' changes, needed to forward them.
 /// Key: share id (16) + change hash (32). Value: the 64-byte signature.

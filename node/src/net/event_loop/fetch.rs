@@ -9,23 +9,40 @@
 //! elsewhere, so a download interrupted by a disconnect resumes). Verified
 //! chunks go into the blob store; when a download completes, the share is
 //! written to disk again.
+//!
+//! Disk work stays off the event loop, which also drives every connection's
+//! requests: verified chunks are written in batches by blocking tasks, and
+//! each blob request is answered (read, verified, copied) by a blocking task
+//! too. A download counts as complete only once its last batch is in the
+//! store, since writing the share out reads the chunks back from there.
+//! Each chunk of a file download is written twice, in parallel with the
+//! transfer: into the blob store (which keeps every version and serves other
+//! members) and at its offsets into the file's partial file, which writing
+//! the share out then verifies and renames into place.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use hearth_protocol::blob::{self, ChunkHash, FetchConfig, FetchEvent, Fetcher, Get, Response};
 use libp2p::request_response::{self, ResponseChannel};
 use libp2p::PeerId;
+use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::{blocking, EventLoop};
+use crate::blobs::{Assembly, BlobError, BlobStore};
 use crate::net::codec::Wire;
 
 /// Downloads running at once.
 const MAX_DOWNLOADS: usize = 32;
-/// Verified chunks are written in batches (parallel writers, one fsync each,
-/// but not one round of the event loop each); flushed at this many bytes,
-/// when a download completes, and on every tick.
-const WRITE_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Verified chunks are written in batches (one blocking task each, not one
+/// per chunk); a batch is sent off at this many bytes, when a download
+/// completes, and on every tick.
+const WRITE_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Most verified bytes handed to writers and not yet stored. Beyond this, no
+/// new request is sent until the disk catches up (memory stays bounded when
+/// the network is faster than the disk).
+const MAX_WRITING_BYTES: usize = 64 * 1024 * 1024;
 
 /// One file content being fetched.
 pub(super) struct Download {
@@ -36,6 +53,57 @@ pub(super) struct Download {
     peers: std::collections::BTreeSet<Vec<u8>>,
     /// Fetching the manifest blob itself (then its chunks).
     manifest_stage: bool,
+    /// Where a file's chunks go in its partial file (`None` while fetching
+    /// the manifest).
+    assembly: Option<Arc<Assembly>>,
+    /// Verified chunks of this download not yet sent to a writer.
+    batch: Vec<(ChunkHash, Vec<u8>)>,
+    /// Verified chunks of this download with a writer, not yet stored.
+    writing: usize,
+}
+
+/// What a blocking task did for the event loop.
+pub(super) enum BlobIoDone {
+    /// A batch of verified chunks was written (or failed to be).
+    Stored {
+        /// Chunks of each download in the batch.
+        downloads: Vec<(ChunkHash, usize)>,
+        /// Bytes in the batch.
+        bytes: usize,
+        /// The outcome.
+        result: Result<(), BlobError>,
+    },
+    /// The answer to a peer's blob request is ready to be sent.
+    Served {
+        /// Where it goes.
+        channel: ResponseChannel<Response>,
+        /// The answer.
+        response: Response,
+    },
+}
+
+/// The blocking tasks of the blob protocol under way, and the bytes their
+/// writers hold.
+#[derive(Default)]
+pub(super) struct BlobIo {
+    tasks: JoinSet<BlobIoDone>,
+    writing_bytes: usize,
+}
+
+impl BlobIo {
+    /// The next finished task; pending forever while there is none (for
+    /// `select!`).
+    pub(super) async fn next(&mut self) -> BlobIoDone {
+        loop {
+            match self.tasks.join_next().await {
+                Some(Ok(done)) => return done,
+                // A panicking task is a bug; the work it held is simply
+                // redone (chunks are fetched again, the peer asks again).
+                Some(Err(e)) => warn!("a blob task failed: {e}"),
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
 }
 
 impl EventLoop {
@@ -46,7 +114,11 @@ impl EventLoop {
     /// Starts downloads for missing content and keeps all of them going.
     pub(super) fn drive_fetches(&mut self) {
         let now = self.now_ms();
-        let starting = if self.downloads.len() < MAX_DOWNLOADS { self.shares.wanted() } else { Vec::new() };
+        let starting = match MAX_DOWNLOADS.checked_sub(self.downloads.len()) {
+            // A few more than the free slots: some may turn out complete.
+            Some(free) if free > 0 => self.shares.wanted(free + 16, &|id| self.downloads.contains_key(id)),
+            _ => Vec::new(),
+        };
         for (share, wanted) in starting {
             for (id, manifest_len) in wanted {
                 if self.downloads.len() >= MAX_DOWNLOADS {
@@ -56,25 +128,43 @@ impl EventLoop {
                     continue;
                 }
                 let blobs = self.shares.blobs().clone();
-                let (fetcher, manifest_stage) = match blobs.manifest(&id) {
-                    Ok(Some(m)) => (Fetcher::new(&m, |h| blobs.has(h), FetchConfig::default()), false),
+                let (fetcher, assembly) = match blobs.manifest(&id) {
+                    Ok(Some(m)) => (
+                        Fetcher::new(&m, |c| blobs.has_chunk(c), FetchConfig::default()),
+                        Some(Arc::new(Assembly::new(&m))),
+                    ),
                     _ if manifest_len == 0 => continue,
-                    _ => (Fetcher::for_blob(id, manifest_len, FetchConfig::default()), true),
+                    _ => (Fetcher::for_blob(id, manifest_len, FetchConfig::default()), None),
                 };
+                let manifest_stage = assembly.is_none();
                 if fetcher.is_done() {
                     // Already complete (fetched since the share was last
                     // written out): only the write-out is missing.
+                    self.shares.fetched(&share, &id);
                     self.pending_writes.insert(share.clone());
                     continue;
                 }
-                self.downloads
-                    .insert(id, Download { share: share.clone(), fetcher, manifest_stage, peers: Default::default() });
+                self.downloads.insert(
+                    id,
+                    Download {
+                        share: share.clone(),
+                        fetcher,
+                        manifest_stage,
+                        peers: Default::default(),
+                        assembly,
+                        batch: Vec::new(),
+                        writing: 0,
+                    },
+                );
                 debug!(content = %id, "fetching content");
             }
         }
         // Every online member of the download's share may serve it.
         let mut online_by_share: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
         let ids: Vec<ChunkHash> = self.downloads.keys().copied().collect();
+        // While the writers are behind, no new request: answers would only
+        // pile up in memory.
+        let disk_busy = self.blob_io.writing_bytes >= MAX_WRITING_BYTES;
         for id in ids {
             let share = self.downloads[&id].share.clone();
             let online = online_by_share
@@ -100,6 +190,9 @@ impl EventLoop {
                 }
             }
             download.fetcher.handle_timeout(now);
+            if disk_busy {
+                continue;
+            }
             while let Some((peer, get)) = download.fetcher.poll_request(now) {
                 let Ok(peer_id) = PeerId::from_bytes(&peer) else { continue };
                 let request = self.swarm.behaviour_mut().blob.send_request(&peer_id, Wire::Msg(get));
@@ -108,21 +201,54 @@ impl EventLoop {
         }
     }
 
-    /// Writes the verified chunks received so far.
-    pub(super) fn flush_chunks(&mut self) {
-        if self.chunk_batch.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.chunk_batch);
+    /// File bytes already received and verified (or found in the blob store)
+    /// by the downloads of `share` under way: progress inside pending files.
+    pub(super) fn bytes_stored_pending(&self, share: &[u8]) -> u64 {
+        self.downloads.values().filter(|d| d.share == share && !d.manifest_stage).map(|d| d.fetcher.bytes_done()).sum()
+    }
+
+    /// Takes the verified chunks not yet handed to a writer, per download.
+    fn take_batches(&mut self) -> Vec<Batch> {
         self.chunk_batch_bytes = 0;
-        if let Err(e) = blocking(|| self.shares.blobs().put_many(batch)) {
+        self.downloads
+            .iter_mut()
+            .filter(|(_, d)| !d.batch.is_empty())
+            .map(|(id, d)| {
+                d.writing += d.batch.len();
+                Batch { id: *id, assembly: d.assembly.clone(), chunks: std::mem::take(&mut d.batch) }
+            })
+            .collect()
+    }
+
+    /// Writes the verified chunks received so far, now, on this thread (at
+    /// shutdown; running writers finish on their own).
+    pub(super) fn flush_chunks(&mut self) {
+        let batches = self.take_batches();
+        let blobs = self.shares.blobs().clone();
+        if let Err(e) = blocking(|| write_batches(&blobs, &batches)) {
             warn!("cannot store fetched chunks: {e}");
         }
     }
 
+    /// Hands the verified chunks received so far to a writer task.
+    fn send_batch(&mut self) {
+        let bytes = self.chunk_batch_bytes;
+        let batches = self.take_batches();
+        if batches.is_empty() {
+            return;
+        }
+        let blobs = self.shares.blobs().clone();
+        self.blob_io.writing_bytes += bytes;
+        self.blob_io.tasks.spawn_blocking(move || BlobIoDone::Stored {
+            downloads: batches.iter().map(|b| (b.id, b.chunks.len())).collect(),
+            bytes,
+            result: write_batches(&blobs, &batches),
+        });
+    }
+
     /// Writes the shares whose downloads completed since the last write.
     pub(super) fn write_pending(&mut self) {
-        self.flush_chunks();
+        self.send_batch();
         for share in std::mem::take(&mut self.pending_writes) {
             blocking(|| self.shares.write_out(&share));
         }
@@ -144,12 +270,12 @@ impl EventLoop {
 
     fn on_fetch_progress(&mut self, id: ChunkHash) {
         let Some(download) = self.downloads.get_mut(&id) else { return };
-        let blobs = self.shares.blobs().clone();
         while let Some(event) = download.fetcher.poll_event() {
             match event {
                 FetchEvent::Verified { hash, bytes } => {
+                    self.shares.received(&download.share, bytes.len() as u64);
                     self.chunk_batch_bytes += bytes.len();
-                    self.chunk_batch.push((hash, bytes));
+                    download.batch.push((hash, bytes));
                 }
                 FetchEvent::Corrupt { peer, .. } => {
                     let who = PeerId::from_bytes(&peer).map(|p| p.to_string()).unwrap_or_default();
@@ -160,16 +286,28 @@ impl EventLoop {
         }
         if !download.fetcher.is_done() {
             if self.chunk_batch_bytes >= WRITE_BATCH_BYTES {
-                self.flush_chunks();
+                self.send_batch();
             }
             return;
         }
-        self.flush_chunks();
+        self.send_batch();
+        self.try_finish(id);
+    }
+
+    /// Completes the download `id` if every chunk is verified and stored:
+    /// a fetched manifest turns into the download of its chunks, a fetched
+    /// file is handed to the share for writing out.
+    fn try_finish(&mut self, id: ChunkHash) {
         let Some(download) = self.downloads.get_mut(&id) else { return };
+        if !download.fetcher.is_done() || !download.batch.is_empty() || download.writing > 0 {
+            return;
+        }
         if download.manifest_stage {
+            let blobs = self.shares.blobs().clone();
             match blobs.manifest(&id) {
                 Ok(Some(manifest)) => {
-                    download.fetcher = Fetcher::new(&manifest, |h| blobs.has(h), FetchConfig::default());
+                    download.fetcher = Fetcher::new(&manifest, |c| blobs.has_chunk(c), FetchConfig::default());
+                    download.assembly = Some(Arc::new(Assembly::new(&manifest)));
                     download.manifest_stage = false;
                     download.peers.clear();
                     if !download.fetcher.is_done() {
@@ -194,6 +332,30 @@ impl EventLoop {
                 self.write_pending();
             }
             self.drive_fetches();
+        }
+    }
+
+    /// A blocking task of the blob protocol finished.
+    pub(super) fn on_blob_io(&mut self, done: BlobIoDone) {
+        match done {
+            BlobIoDone::Served { channel, response } => {
+                let _ = self.swarm.behaviour_mut().blob.send_response(channel, response);
+            }
+            BlobIoDone::Stored { downloads, bytes, result } => {
+                self.blob_io.writing_bytes = self.blob_io.writing_bytes.saturating_sub(bytes);
+                if let Err(e) = result {
+                    // The download completes anyway; writing the share out
+                    // finds the chunks missing, and they are fetched again.
+                    warn!("cannot store fetched chunks: {e}");
+                }
+                for (id, n) in downloads {
+                    if let Some(d) = self.downloads.get_mut(&id) {
+                        d.writing = d.writing.saturating_sub(n);
+                    }
+                    self.try_finish(id);
+                }
+                self.drive_fetches();
+            }
         }
     }
 
@@ -236,10 +398,39 @@ impl EventLoop {
                 warn!(%peer, "refused {} from a node that is not a member of any share here", blob::PROTOCOL);
                 Response::refused("you are not a member of a share on this node")
             }
-            Wire::Msg(get) => self.shares.blobs().answer(&get),
+            Wire::Msg(get) => {
+                // Reading and hashing the blob is disk and CPU work: done by a
+                // blocking task, answered when it is back (`on_blob_io`).
+                let blobs = self.shares.blobs().clone();
+                self.blob_io.tasks.spawn_blocking(move || BlobIoDone::Served { channel, response: blobs.answer(&get) });
+                return;
+            }
         };
         let _ = self.swarm.behaviour_mut().blob.send_response(channel, response);
     }
+}
+
+/// Verified chunks of one download, on their way to the disk.
+struct Batch {
+    id: ChunkHash,
+    assembly: Option<Arc<Assembly>>,
+    chunks: Vec<(ChunkHash, Vec<u8>)>,
+}
+
+/// Writes batches of verified chunks: into the download's partial file
+/// first (best effort: a chunk missing there is copied from the store when
+/// the file is staged), then into the store, so that a chunk the store has
+/// is in the partial file too.
+fn write_batches(blobs: &BlobStore, batches: &[Batch]) -> Result<(), BlobError> {
+    for batch in batches {
+        if let Some(assembly) = &batch.assembly {
+            if let Err(e) = blobs.write_partial(assembly, &batch.chunks) {
+                debug!(content = %assembly.id(), "cannot write the partial file: {e}");
+            }
+        }
+        blobs.put_many_verified(&batch.chunks)?;
+    }
+    Ok(())
 }
 
 /// Downloads keyed by content id.

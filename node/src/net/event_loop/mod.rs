@@ -80,12 +80,14 @@ pub struct EventLoop {
     /// Share requests in flight, with the share they are about.
     share_requests: HashMap<OutboundRequestId, Vec<u8>>,
     downloads: fetch::Downloads,
+    /// Blob requests being answered and fetched chunks being written, off
+    /// the event loop.
+    blob_io: fetch::BlobIo,
     /// Blob requests in flight: the download and the range asked.
     blob_requests: HashMap<OutboundRequestId, (hearth_protocol::blob::ChunkHash, hearth_protocol::blob::Get)>,
     /// When the shares were last scanned.
     last_scan: Instant,
-    /// Verified chunks waiting to be written, and their size.
-    chunk_batch: Vec<(hearth_protocol::blob::ChunkHash, Vec<u8>)>,
+    /// Bytes of verified chunks waiting to be handed to a writer.
     chunk_batch_bytes: usize,
     watch: watch::Watch,
     /// Shares with completed downloads not yet written to disk.
@@ -119,9 +121,9 @@ impl EventLoop {
             shares,
             share_requests: HashMap::new(),
             downloads: Default::default(),
+            blob_io: Default::default(),
             blob_requests: HashMap::new(),
             last_scan: Instant::now(),
-            chunk_batch: Vec::new(),
             chunk_batch_bytes: 0,
             watch: watch::Watch::new(),
             pending_writes: Default::default(),
@@ -141,6 +143,11 @@ impl EventLoop {
             }
             Err(err) => error!("cannot read contacts: {err:#}"),
         }
+        // What each share still lacks is known only once its folder was
+        // written out: do it now, not at the first periodic rescan, so that
+        // downloads interrupted by a crash resume at once and status does
+        // not report an incomplete share as complete meanwhile.
+        self.scan_all();
         let mut tick = tokio::time::interval(TICK);
         let mut debounce = tokio::time::interval(watch::DEBOUNCE);
         debounce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -152,6 +159,7 @@ impl EventLoop {
                 Some(share) = self.watch.changed() => self.watch.mark_dirty(share),
                 _ = debounce.tick(), if self.watch.has_dirty() => self.scan_settled(),
                 _ = tick.tick() => self.on_tick(),
+                done = self.blob_io.next() => self.on_blob_io(done),
             }
         }
         self.flush_chunks();

@@ -109,7 +109,9 @@ impl EventLoop {
                     let bytes = p.to_bytes();
                     contacts.iter().find(|(c, _)| *c == bytes).map(|(_, c)| (c.name.clone(), swarm.is_connected(p)))
                 };
-                json(self.shares.status(&id, &names)?)
+                let mut status = self.shares.status(&id, &names)?;
+                status.bytes_pending_down_stored = self.bytes_stored_pending(&id).min(status.bytes_pending_down);
+                json(status)
             }
             ShareOp::Invite { share, contact, read_only } => {
                 let id = self.shares.resolve(&share)?;
