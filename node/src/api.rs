@@ -12,7 +12,8 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::net::{Command, ShareOp, ShareReply};
+use crate::bank::{ImportOptions, ImportQuery, OperationsQuery};
+use crate::net::{BankOp, BankReply, Command, ShareOp, ShareReply};
 use crate::views::{
     ErrorBody, InviteRequest, JoinRequest, ShareCreateRequest, ShareInviteRequest, SharePathRequest,
     ShareRestoreRequest, ShareRoleRequest,
@@ -89,6 +90,13 @@ pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
         .route("/v1/shares/{share}/trash", get(share_trash))
         .route("/v1/shares/{share}/versions", get(share_versions))
         .route("/v1/shares/{share}/restore", post(share_restore))
+        .route(
+            "/v1/bank/import",
+            post(bank_import).layer(axum::extract::DefaultBodyLimit::max(crate::bank::MAX_IMPORT_BYTES)),
+        )
+        .route("/v1/bank/accounts", get(bank_accounts))
+        .route("/v1/bank/accounts/{account}/operations", get(bank_operations))
+        .route("/v1/bank/accounts/{account}/export", get(bank_export))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
@@ -235,4 +243,37 @@ async fn share_restore(
     Json(b): Json<ShareRestoreRequest>,
 ) -> Result<Response, ApiError> {
     share(&s, ShareOp::Restore { share: id, path: b.path, version: b.version }).await
+}
+
+async fn bank(s: &ApiState, op: BankOp) -> Result<Response, ApiError> {
+    Ok(match ask(s, |reply| Command::Bank { op, reply }).await?? {
+        BankReply::Json(value) => Json(value).into_response(),
+        BankReply::JsonText(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+    })
+}
+
+async fn bank_import(
+    State(s): State<ApiState>,
+    axum::extract::Query(q): axum::extract::Query<ImportQuery>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let format = q.format.map(|f| f.parse()).transpose().map_err(ApiError::bad_request)?;
+    let options = ImportOptions { format, account: q.account, csv_preset: q.csv_preset, csv_map: q.csv_map };
+    bank(&s, BankOp::Import { bytes: body.to_vec(), options }).await
+}
+
+async fn bank_accounts(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Accounts).await
+}
+
+async fn bank_operations(
+    State(s): State<ApiState>,
+    Path(account): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<OperationsQuery>,
+) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Operations { account, since: q.since }).await
+}
+
+async fn bank_export(State(s): State<ApiState>, Path(account): Path<String>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Export { account }).await
 }

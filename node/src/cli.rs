@@ -82,6 +82,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ShareCommand,
     },
+    /// Bank accounts: import statements, list accounts and operations.
+    Bank {
+        #[command(subcommand)]
+        action: BankCommand,
+    },
     /// List contacts, or remove one.
     Contacts {
         #[command(subcommand)]
@@ -210,6 +215,60 @@ pub enum ShareCommand {
     },
 }
 
+/// `hearth bank ...`.
+#[derive(Debug, Subcommand)]
+pub enum BankCommand {
+    /// Import a statement: OFX/QFX, camt.053, CSV or Cozy JSON (detected).
+    /// Operations already imported are skipped; a broken file imports nothing.
+    Import {
+        /// The statement file.
+        file: PathBuf,
+        /// The account to import into (required for CSV; names a new account otherwise).
+        #[arg(long)]
+        account: Option<String>,
+        /// The file's format (default: detected): ofx, camt053, csv, cozy-json.
+        #[arg(long, value_parser = ["ofx", "qfx", "camt053", "csv", "cozy-json"])]
+        format: Option<String>,
+        /// A CSV preset: generic, generic-fr, boursorama, n26, revolut, chase.
+        #[arg(long, conflicts_with = "csv_map")]
+        csv_preset: Option<String>,
+        /// A CSV column mapping, e.g. "date=Date,label=Libellé,amount=Montant,delimiter=semicolon,decimal=comma,dates=dmy,currency_code=EUR".
+        #[arg(long)]
+        csv_map: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List bank accounts with their balance.
+    Accounts {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an account's operations, oldest first.
+    Operations {
+        /// Account name or id.
+        account: String,
+        /// Only from this day on (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an account and its operations in another format.
+    Export {
+        /// Account name or id.
+        account: String,
+        /// Output format.
+        #[arg(long, value_parser = ["cozy-json"], default_value = "cozy-json")]
+        format: String,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
 /// `hearth contacts ...`.
 #[derive(Debug, Subcommand)]
 pub enum ContactsCommand {
@@ -311,6 +370,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("paired with {} ({}); you are now each other's contact", contact.name, contact.peer_id);
         }
         Command::Share { action } => share(&Client::from_home(&home)?, action).await?,
+        Command::Bank { action } => bank(&Client::from_home(&home)?, action).await?,
         Command::Contacts { action: None, json } => {
             let contacts = Client::from_home(&home)?.contacts().await?;
             if json {
@@ -442,6 +502,71 @@ async fn share(client: &Client, action: ShareCommand) -> Result<()> {
             let bytes = client.share_doc(&share).await?;
             crate::home::write_atomic(&out, &bytes, false)?;
             println!("wrote {} bytes to {}", bytes.len(), out.display());
+        }
+    }
+    Ok(())
+}
+
+async fn bank(client: &Client, action: BankCommand) -> Result<()> {
+    match action {
+        BankCommand::Import { file, account, format, csv_preset, csv_map, json } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let query = crate::bank::ImportQuery { format, account, csv_preset, csv_map };
+            let report = client.bank_import(bytes, &query).await?;
+            if json {
+                return print_json(&report);
+            }
+            for a in &report.accounts {
+                println!(
+                    "{}{}: {} operation(s) added, {} already known; balance {}",
+                    a.name,
+                    if a.created { " (new account)" } else { "" },
+                    a.added,
+                    a.duplicates,
+                    a.balance.as_deref().unwrap_or("unknown")
+                );
+            }
+        }
+        BankCommand::Accounts { json } => {
+            let accounts = client.bank_accounts().await?;
+            if json {
+                return print_json(&accounts);
+            }
+            if accounts.is_empty() {
+                println!("no bank accounts yet: `hearth bank import FILE`");
+                return Ok(());
+            }
+            println!("{:<18} {:<24} {:>14} {:<4} {:>6}  AS OF", "ID", "NAME", "BALANCE", "CUR", "OPS");
+            for a in accounts {
+                println!(
+                    "{:<18} {:<24} {:>14} {:<4} {:>6}  {}",
+                    a.id,
+                    a.name,
+                    a.balance.unwrap_or_default(),
+                    a.currency,
+                    a.operations,
+                    a.balance_date.or(a.balance_source).unwrap_or_default()
+                );
+            }
+        }
+        BankCommand::Operations { account, since, json } => {
+            let ops = client.bank_operations(&account, since.as_deref()).await?;
+            if json {
+                return print_json(&ops);
+            }
+            for o in ops {
+                println!("{}  {:>12} {}  {}", o.date, o.amount, o.currency, o.label);
+            }
+        }
+        BankCommand::Export { account, format: _, out } => {
+            let text = client.bank_export(&account).await?;
+            match out {
+                Some(path) => {
+                    crate::home::write_atomic(&path, text.as_bytes(), false)?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => println!("{text}"),
+            }
         }
     }
     Ok(())

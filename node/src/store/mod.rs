@@ -17,7 +17,10 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use tables::{ContactRecord, ListenPorts, Origin, ShareRecord};
-use tables::{CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_INDEX, SHARE_SIGS};
+use tables::{
+    BANK_ACCOUNTS, BANK_OPS, BANK_OP_KEYS, CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES, SHARE_DOCS,
+    SHARE_INDEX, SHARE_SIGS,
+};
 
 /// Signatures of a share document's changes: (change hash, signature).
 pub type Signatures = Vec<(Vec<u8>, Vec<u8>)>;
@@ -27,11 +30,11 @@ pub struct Store {
     db: Database,
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     to_cbor(value).map_err(|e| anyhow::anyhow!("cannot encode a record: {e}"))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     from_cbor(bytes).map_err(|e| anyhow::anyhow!("the stored {what} is corrupted: {e}"))
 }
 
@@ -64,12 +67,21 @@ impl Store {
             txn.open_table(SHARE_DOCS)?;
             txn.open_table(SHARE_SIGS)?;
             txn.open_table(SHARE_INDEX)?;
+            // Version 1 -> 2: the bank tables, created empty.
+            txn.open_table(BANK_ACCOUNTS)?;
+            txn.open_table(BANK_OPS)?;
+            txn.open_table(BANK_OP_KEYS)?;
             if version != SCHEMA_VERSION {
                 meta.insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
             }
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// The database, for the modules that own tables of their own (`bank`).
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
     }
 
     /// All contacts, ordered by peer id bytes.

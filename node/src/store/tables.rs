@@ -7,7 +7,7 @@ use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 /// Schema version stored under `meta-1["schema_version"]`.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Small node-wide values. Key: a name. Value: CBOR.
 /// - `schema_version`: u64
@@ -35,6 +35,19 @@ pub const SHARE_SIGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shar
 /// Each share's local index (what is on disk, as last scanned or written).
 /// Key: share id. Value: CBOR of `share::fs::Index`.
 pub const SHARE_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("share-index-1");
+
+/// Bank accounts owned by this node (schema 2). Key: account id (16 hex
+/// digits). Value: CBOR of `bank::model::Account`.
+pub const BANK_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("bank-accounts-1");
+
+/// Bank operations (schema 2). Key: `account id \0 YYYY-MM-DD \0 dedup key`,
+/// so that one account's operations are a range, in date order. Value: CBOR
+/// of `bank::model::Operation`.
+pub const BANK_OPS: TableDefinition<&str, &[u8]> = TableDefinition::new("bank-ops-1");
+
+/// Dedup index (schema 2). Key: `account id \0 dedup key`. Value: the
+/// operation's date (`YYYY-MM-DD`), completing its `BANK_OPS` key.
+pub const BANK_OP_KEYS: TableDefinition<&str, &str> = TableDefinition::new("bank-op-keys-1");
 
 /// How a contact came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

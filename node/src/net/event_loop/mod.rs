@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::behaviour::BehaviourEvent;
+mod bank;
 mod fetch;
 mod share;
 mod watch;
@@ -276,6 +277,7 @@ impl EventLoop {
                 let _ = reply.send(result);
             }
             Command::Share { op, reply } => self.on_share_command(op, reply),
+            Command::Bank { op, reply } => self.on_bank_command(op, reply),
             Command::RemoveContact { name, reply } => {
                 let _ = reply.send(self.remove_contact(&name));
             }
