@@ -12,7 +12,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::bank::{ImportOptions, ImportQuery, OperationsQuery};
+use crate::bank::{BankShareRequest, ImportOptions, ImportQuery, OperationsQuery};
 use crate::net::{BankOp, BankReply, Command, ShareOp, ShareReply};
 use crate::views::{
     ErrorBody, InviteRequest, JoinRequest, ShareCreateRequest, ShareInviteRequest, SharePathRequest,
@@ -97,6 +97,9 @@ pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
         .route("/v1/bank/accounts", get(bank_accounts))
         .route("/v1/bank/accounts/{account}/operations", get(bank_operations))
         .route("/v1/bank/accounts/{account}/export", get(bank_export))
+        .route("/v1/bank/accounts/{account}/share", post(bank_share))
+        .route("/v1/bank/accounts/{account}/unshare", post(bank_unshare))
+        .route("/v1/bank/views", get(bank_views))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
@@ -276,4 +279,24 @@ async fn bank_operations(
 
 async fn bank_export(State(s): State<ApiState>, Path(account): Path<String>) -> Result<Response, ApiError> {
     bank(&s, BankOp::Export { account }).await
+}
+
+async fn bank_share(
+    State(s): State<ApiState>,
+    Path(account): Path<String>,
+    Json(b): Json<BankShareRequest>,
+) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Share { account, contact: b.contact, since: b.since }).await
+}
+
+async fn bank_unshare(
+    State(s): State<ApiState>,
+    Path(account): Path<String>,
+    Json(b): Json<BankShareRequest>,
+) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Unshare { account, contact: b.contact }).await
+}
+
+async fn bank_views(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Views).await
 }

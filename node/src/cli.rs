@@ -245,13 +245,37 @@ pub enum BankCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List an account's operations, oldest first.
+    /// List an account's operations (or a view's), oldest first.
     Operations {
-        /// Account name or id.
+        /// Account or view: name or id.
         account: String,
         /// Only from this day on (YYYY-MM-DD).
         #[arg(long)]
         since: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an account, read-only, to a contact (its balance and operations
+    /// from --since on; later imports reach them too).
+    Share {
+        /// Account name or id.
+        account: String,
+        /// Contact name.
+        contact: String,
+        /// First day shown (YYYY-MM-DD); earlier operations are never sent.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Stop showing an account to a contact; their node drops its data.
+    Unshare {
+        /// Account name or id.
+        account: String,
+        /// Contact name.
+        contact: String,
+    },
+    /// Accounts others show you (and the ones you show).
+    Views {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -556,6 +580,42 @@ async fn bank(client: &Client, action: BankCommand) -> Result<()> {
             }
             for o in ops {
                 println!("{}  {:>12} {}  {}", o.date, o.amount, o.currency, o.label);
+            }
+        }
+        BankCommand::Share { account, contact, since } => {
+            client.bank_share(&account, &contact, since.as_deref()).await?;
+            let from = since.map(|s| format!(" from {s} on")).unwrap_or_default();
+            println!("{account} is now shown read-only to {contact}{from}; stop with `hearth bank unshare {account} {contact}`");
+        }
+        BankCommand::Unshare { account, contact } => {
+            client.bank_unshare(&account, &contact).await?;
+            println!("{account} is no longer shown to {contact}; their node drops its data");
+        }
+        BankCommand::Views { json } => {
+            let views = client.bank_views().await?;
+            if json {
+                return print_json(&views);
+            }
+            if views.is_empty() {
+                println!("no bank views: nobody shows you an account, and you show none");
+                return Ok(());
+            }
+            println!(
+                "{:<34} {:<22} {:<7} {:<16} {:<8} {:>14} {:<4} {:>6}",
+                "ID", "NAME", "ROLE", "WITH", "STATE", "BALANCE", "CUR", "OPS"
+            );
+            for v in views {
+                println!(
+                    "{:<34} {:<22} {:<7} {:<16} {:<8} {:>14} {:<4} {:>6}",
+                    v.id,
+                    v.name,
+                    v.role,
+                    v.contact.unwrap_or(v.peer),
+                    v.state,
+                    v.balance.unwrap_or_default(),
+                    v.currency.unwrap_or_default(),
+                    v.operations
+                );
             }
         }
         BankCommand::Export { account, format: _, out } => {

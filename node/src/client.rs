@@ -5,7 +5,8 @@
 use anyhow::{anyhow, Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::bank::{AccountView, ImportQuery, ImportReport, OperationView};
+use crate::bank::views::ViewInfo;
+use crate::bank::{AccountView, BankShareRequest, ImportQuery, ImportReport, OperationView};
 use crate::home::Home;
 use crate::share::{ShareStatusView, ShareView, VersionView};
 use crate::views::{
@@ -209,6 +210,23 @@ impl Client {
             query_string(&[("since", &since)])
         );
         self.call(self.http.get(url)).await
+    }
+
+    /// `POST /v1/bank/accounts/{account}/share`.
+    pub async fn bank_share(&self, account: &str, contact: &str, since: Option<&str>) -> Result<Option<ViewInfo>> {
+        let body = BankShareRequest { contact: contact.to_owned(), since: since.map(str::to_owned) };
+        self.call(self.post(&format!("/v1/bank/accounts/{}/share", percent_encode(account)), &body)).await
+    }
+
+    /// `POST /v1/bank/accounts/{account}/unshare`.
+    pub async fn bank_unshare(&self, account: &str, contact: &str) -> Result<Option<ViewInfo>> {
+        let body = BankShareRequest { contact: contact.to_owned(), since: None };
+        self.call(self.post(&format!("/v1/bank/accounts/{}/unshare", percent_encode(account)), &body)).await
+    }
+
+    /// `GET /v1/bank/views`: views received (and written).
+    pub async fn bank_views(&self) -> Result<Vec<ViewInfo>> {
+        self.call(self.get("/v1/bank/views")).await
     }
 
     /// `GET /v1/bank/accounts/{account}/export`: the Cozy Banks shape, as

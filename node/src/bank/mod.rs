@@ -15,6 +15,7 @@ pub mod model;
 pub mod ofx;
 pub mod statement;
 pub mod store;
+pub mod views;
 
 use serde::{Deserialize, Serialize};
 
@@ -214,6 +215,16 @@ pub struct ImportQuery {
     pub csv_preset: Option<String>,
     /// CSV mapping.
     pub csv_map: Option<String>,
+}
+
+/// `POST /v1/bank/accounts/{account}/share` and `.../unshare` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BankShareRequest {
+    /// The contact's name.
+    pub contact: String,
+    /// First day shown (share only).
+    #[serde(default)]
+    pub since: Option<String>,
 }
 
 /// `GET /v1/bank/accounts/{account}/operations` query.

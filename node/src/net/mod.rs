@@ -111,6 +111,12 @@ pub enum BankOp {
     Operations { account: String, since: Option<String> },
     /// One account in the Cozy Banks shape.
     Export { account: String },
+    /// Show an account read-only to a contact.
+    Share { account: String, contact: String, since: Option<String> },
+    /// Stop showing an account to a contact.
+    Unshare { account: String, contact: String },
+    /// Views received from others and written for others.
+    Views,
 }
 
 /// The answer to a [`BankOp`].

@@ -49,6 +49,14 @@ pub const BANK_OPS: TableDefinition<&str, &[u8]> = TableDefinition::new("bank-op
 /// operation's date (`YYYY-MM-DD`), completing its `BANK_OPS` key.
 pub const BANK_OP_KEYS: TableDefinition<&str, &str> = TableDefinition::new("bank-op-keys-1");
 
+/// Bank views this node writes (owner) or receives (viewer) (schema 2).
+/// Key: the 16-byte view id. Value: CBOR of `bank::views::ViewRecord`.
+pub const BANK_VIEWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bank-views-1");
+
+/// The entries of each view's signed log (schema 2). Key: view id (16) +
+/// sequence number (8, big-endian). Value: CBOR of `hearth_crdt::bank::Entry`.
+pub const BANK_VIEW_LOG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bank-view-log-1");
+
 /// How a contact came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

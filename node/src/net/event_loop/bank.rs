@@ -1,13 +1,21 @@
-//! The event loop's side of bank accounts: API bank commands, run against
-//! the store (imports are disk work, run in `blocking`).
+//! The event loop's side of bank accounts and views: API bank commands (run
+//! against the store; imports are disk work, run in `blocking`) and the
+//! `/hearth/bank/1` messages, delegated to [`crate::bank::views::Views`],
+//! whose outgoing messages are sent here. Only contacts reach `Views`.
 
+use hearth_protocol::bank::{BankRequest, BankResponse};
+use libp2p::request_response::{self, ResponseChannel};
+use libp2p::PeerId;
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{blocking, EventLoop};
 use crate::api::ApiError;
+use crate::bank::views::Outgoing;
 use crate::bank::{self, store as bank_store, ImportError, OperationView};
+use crate::net::codec::Wire;
 use crate::net::{BankOp, BankReply};
+use crate::now_unix;
 
 fn json<T: serde::Serialize>(value: T) -> Result<BankReply, ApiError> {
     serde_json::to_value(value).map(BankReply::Json).map_err(ApiError::internal)
@@ -23,16 +31,26 @@ fn import_error(err: ImportError) -> ApiError {
     }
 }
 
+fn parse_since(since: Option<String>) -> Result<Option<bank::Date>, ApiError> {
+    since.map(|s| s.parse::<bank::Date>().map_err(|e| ApiError::bad_request(format!("--since: {e}")))).transpose()
+}
+
 impl EventLoop {
     pub(super) fn on_bank_command(&mut self, op: BankOp, reply: oneshot::Sender<Result<BankReply, ApiError>>) {
         let result = self.bank_command(op);
         let _ = reply.send(result);
+        self.push_bank_views();
     }
 
     fn account(&self, name: &str) -> Result<bank_store::AccountRecord, ApiError> {
         bank_store::find_account(&self.store, name)
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::not_found(format!("no bank account named {name:?}; see `hearth bank accounts`")))
+    }
+
+    /// Local contact name of a peer.
+    fn contact_name(&self, peer: &[u8]) -> Option<String> {
+        self.store.contact(peer).ok().flatten().map(|c| c.name)
     }
 
     fn bank_command(&mut self, op: BankOp) -> Result<BankReply, ApiError> {
@@ -48,6 +66,8 @@ impl EventLoop {
                         for a in &imported.report.accounts {
                             info!(account = %a.id, "bank import: {} added, {} already known", a.added, a.duplicates);
                         }
+                        let accounts = bank_store::accounts(&self.store).map_err(ApiError::internal)?;
+                        blocking(|| self.bank_views.on_import(&imported.added, &accounts));
                         json(imported.report)
                     }
                     Err(err) => {
@@ -58,16 +78,37 @@ impl EventLoop {
             }
             BankOp::Accounts => {
                 let all = bank_store::accounts(&self.store).map_err(ApiError::internal)?;
-                json(all.iter().map(|a| a.view()).collect::<Vec<_>>())
+                let views: Vec<bank::AccountView> = all
+                    .iter()
+                    .map(|a| {
+                        let mut v = a.view();
+                        v.shared_with = self
+                            .bank_views
+                            .viewers_of(&a.account.id)
+                            .iter()
+                            .map(|p| self.contact_name(p).unwrap_or_else(|| hex::encode(p)))
+                            .collect();
+                        v.shared_with.sort();
+                        v
+                    })
+                    .collect();
+                json(views)
             }
             BankOp::Operations { account, since } => {
-                let since = since
-                    .map(|s| s.parse::<bank::Date>().map_err(|e| ApiError::bad_request(format!("--since: {e}"))))
-                    .transpose()?;
-                let record = self.account(&account)?;
-                let ops = blocking(|| bank_store::operations(&self.store, &record.account.id, since))
-                    .map_err(ApiError::internal)?;
-                json(ops.iter().map(OperationView::of).collect::<Vec<_>>())
+                let since = parse_since(since)?;
+                match bank_store::find_account(&self.store, &account).map_err(ApiError::internal)? {
+                    Some(record) => {
+                        let ops = blocking(|| bank_store::operations(&self.store, &record.account.id, since))
+                            .map_err(ApiError::internal)?;
+                        json(ops.iter().map(OperationView::of).collect::<Vec<_>>())
+                    }
+                    None => match self.bank_views.operations(&account, since) {
+                        Some(ops) => json(ops?),
+                        None => Err(ApiError::not_found(format!(
+                            "no bank account or view named {account:?}; see `hearth bank accounts` and `hearth bank views`"
+                        ))),
+                    },
+                }
             }
             BankOp::Export { account } => {
                 let record = self.account(&account)?;
@@ -76,6 +117,102 @@ impl EventLoop {
                 let doc = bank::cozy::export(&record.account, &ops);
                 serde_json::to_string_pretty(&doc).map(BankReply::JsonText).map_err(ApiError::internal)
             }
+            BankOp::Share { account, contact, since } => {
+                let since = parse_since(since)?;
+                let record = self.account(&account)?;
+                let peer = self.contact_peer(&contact)?;
+                let ops = blocking(|| bank_store::operations(&self.store, &record.account.id, since))
+                    .map_err(ApiError::internal)?;
+                let id = blocking(|| self.bank_views.share(&record, &ops, &peer, since, now_unix()))?;
+                self.view_info(&id)
+            }
+            BankOp::Unshare { account, contact } => {
+                let record = self.account(&account)?;
+                let peer = self.contact_peer(&contact)?;
+                let id = self.bank_views.unshare(&record.account.id, &peer)?;
+                self.view_info(&id)
+            }
+            BankOp::Views => {
+                let names = |p: &[u8]| self.contact_name(p);
+                let mut all = self.bank_views.received(&names);
+                all.extend(self.bank_views.written(&names));
+                json(all)
+            }
         }
+    }
+
+    fn view_info(&self, id: &[u8]) -> Result<BankReply, ApiError> {
+        let names = |p: &[u8]| self.contact_name(p);
+        let info = self.bank_views.written(&names).into_iter().find(|v| v.id == hex::encode(id));
+        json(info)
+    }
+
+    /// Sends the pushes that are due (new entries, unacknowledged ones).
+    pub(super) fn push_bank_views(&mut self) {
+        let swarm = &self.swarm;
+        let refused = &self.refused_by;
+        let out = self.bank_views.poll_pushes(&|p| swarm.is_connected(p) && !refused.contains(p));
+        self.send_bank(out);
+    }
+
+    pub(super) fn bank_contact_online(&mut self, peer: &PeerId) {
+        let out = self.bank_views.on_contact_online(peer);
+        self.send_bank(out);
+        self.push_bank_views();
+    }
+
+    fn send_bank(&mut self, messages: Vec<Outgoing>) {
+        for m in messages {
+            let view = m.request.view().to_vec();
+            let id = self.swarm.behaviour_mut().bank.send_request(&m.peer, Wire::Msg(m.request));
+            self.bank_requests.insert(id, view);
+        }
+    }
+
+    pub(super) fn on_bank_event(&mut self, event: request_response::Event<Wire<BankRequest>, BankResponse>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                self.answer_bank(peer, request, channel)
+            }
+            Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
+                if let Some(view) = self.bank_requests.remove(&request_id) {
+                    match response {
+                        BankResponse::Entries { from, entries, more } => {
+                            blocking(|| self.bank_views.on_entries(&peer, &view, from, entries));
+                            if more {
+                                let out = self.bank_views.on_contact_online(&peer);
+                                self.send_bank(out);
+                            }
+                        }
+                        other => self.bank_views.on_response(&view, other),
+                    }
+                    self.push_bank_views();
+                }
+            }
+            Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let Some(view) = self.bank_requests.remove(&request_id) {
+                    self.bank_views.on_failure(&view);
+                }
+                debug!(%peer, "bank message not delivered: {error}");
+            }
+            Event::InboundFailure { peer, error, .. } => warn!(%peer, "bank request failed: {error}"),
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn answer_bank(&mut self, peer: PeerId, request: Wire<BankRequest>, channel: ResponseChannel<BankResponse>) {
+        let response = match request {
+            Wire::Bad(err) => {
+                warn!(%peer, "refused a bank request: malformed frame: {err}");
+                BankResponse::Refused { message: format!("malformed request: {err}") }
+            }
+            Wire::Msg(_) if self.contact(&peer).is_none() => {
+                warn!(%peer, "refused /hearth/bank/1 from a node that is not a contact");
+                BankResponse::Refused { message: hearth_protocol::contact::NOT_A_CONTACT.into() }
+            }
+            Wire::Msg(request) => blocking(|| self.bank_views.on_request(&peer, request)),
+        };
+        let _ = self.swarm.behaviour_mut().bank.send_response(channel, response);
     }
 }

@@ -91,6 +91,10 @@ pub struct EventLoop {
     watch: watch::Watch,
     /// Shares with completed downloads not yet written to disk.
     pending_writes: std::collections::BTreeSet<Vec<u8>>,
+    /// Bank views, written and received.
+    bank_views: crate::bank::views::Views,
+    /// Bank requests in flight, with the view they are about.
+    bank_requests: HashMap<OutboundRequestId, Vec<u8>>,
 }
 
 impl EventLoop {
@@ -102,6 +106,7 @@ impl EventLoop {
         api_addr: String,
         commands: mpsc::Receiver<Command>,
         shares: Shares,
+        bank_views: crate::bank::views::Views,
     ) -> Self {
         let local = *swarm.local_peer_id();
         Self {
@@ -126,6 +131,8 @@ impl EventLoop {
             chunk_batch_bytes: 0,
             watch: watch::Watch::new(),
             pending_writes: Default::default(),
+            bank_views,
+            bank_requests: HashMap::new(),
         }
     }
 
@@ -501,6 +508,7 @@ impl EventLoop {
             BehaviourEvent::Contact(event) => self.on_contact_event(event),
             BehaviourEvent::Share(event) => self.on_share_event(event),
             BehaviourEvent::Blob(event) => self.on_blob_event(event),
+            BehaviourEvent::Bank(event) => self.on_bank_event(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
                 if self.contact(&peer_id).is_some() =>
             {
@@ -680,6 +688,7 @@ impl EventLoop {
                     // (one of the two may be lost when both dial at once).
                     let out = self.shares.on_contact_online(&peer);
                     self.send_share(out);
+                    self.bank_contact_online(&peer);
                 }
             }
             Event::Message { peer, message: Message::Response { response, .. }, .. } => match response {
@@ -689,6 +698,7 @@ impl EventLoop {
                     // Mutual contacts now: catch up on shares.
                     let out = self.shares.on_contact_online(&peer);
                     self.send_share(out);
+                    self.bank_contact_online(&peer);
                 }
                 HelloResponse::Refused { message } => {
                     let name = self.contact(&peer).map(|c| c.name).unwrap_or_default();
@@ -726,6 +736,7 @@ impl EventLoop {
         self.write_pending();
         self.retry_unavailable();
         self.drive_fetches();
+        self.push_bank_views();
         let grace = Duration::from_secs(self.config.stranger_grace_secs);
         let expired: Vec<PeerId> =
             self.strangers.iter().filter(|(_, since)| now.duration_since(**since) > grace).map(|(p, _)| *p).collect();
