@@ -2,7 +2,9 @@
 """Bank import benchmark: one OFX file of N operations (default 100,000)
 imported by a release `hearth` node, timed from the CLI (read the file, send
 it to the node's API, parse, deduplicate, one redb transaction, answer).
-Then the same file again (every operation a duplicate).
+Then the same file again (every operation a duplicate), and the account
+shared with two viewer nodes on 127.0.0.1: the time until both show all
+N operations (`bank share` to `bank views` on each viewer).
 
     cargo build --release -p hearth-node
     python3 bench/bank_import.py [--ops 100000] [--hearth target/release/hearth]
@@ -55,6 +57,54 @@ def run(hearth, home, *args, timeout=120):
     return subprocess.run([hearth, "--home", home, *args], capture_output=True, text=True, timeout=timeout, check=True)
 
 
+def start_node(hearth, home, name, procs):
+    run(hearth, home, "init", "--name", name)
+    cfg = os.path.join(home, "config.toml")
+    text = open(cfg).read().replace("/ip4/0.0.0.0/", "/ip4/127.0.0.1/").replace("mdns = true", "mdns = false")
+    open(cfg, "w").write(text)
+    up = subprocess.Popen([hearth, "--home", home, "up"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(up)
+    deadline = time.monotonic() + 30
+    while subprocess.run([hearth, "--home", home, "status"], capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            sys.exit("the node did not start in 30 s")
+        time.sleep(0.1)
+    return up
+
+
+def propagate(hearth, work, owner_home, account, n, procs, timeout=180):
+    """Shares the account with two fresh viewer nodes; seconds until both show n operations."""
+    viewers = []
+    for name in ("viewer1", "viewer2"):
+        home = os.path.join(work, name)
+        start_node(hearth, home, name, procs)
+        token = run(hearth, owner_home, "invite").stdout.strip()
+        run(hearth, home, "join", token)
+        viewers.append((name, home))
+    deadline = time.monotonic() + 30
+    while True:
+        contacts = json.loads(run(hearth, owner_home, "contacts", "--json").stdout)
+        if sum(1 for c in contacts if c["online"]) == 2:
+            break
+        if time.monotonic() > deadline:
+            sys.exit("the viewers did not come online in 30 s")
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    for name, _ in viewers:
+        run(hearth, owner_home, "bank", "share", account, name)
+    pending = dict(viewers)
+    while pending:
+        for name, home in list(pending.items()):
+            views = json.loads(run(hearth, home, "bank", "views", "--json").stdout)
+            if any(v["role"] == "viewer" and v["operations"] == n for v in views):
+                print(f"{name} shows all {n} operations after {time.monotonic() - t0:.3f} s")
+                del pending[name]
+        if time.monotonic() - t0 > timeout:
+            sys.exit(f"not propagated in {timeout} s")
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ops", type=int, default=100_000)
@@ -74,17 +124,7 @@ def main():
         results = {"ops": args.ops, "file_mib": os.path.getsize(ofx) / 2**20, "fresh_s": [], "again_s": None}
         for r in range(args.runs):
             home = os.path.join(work, f"home{r}")
-            run(hearth, home, "init", "--name", f"bench{r}")
-            cfg = os.path.join(home, "config.toml")
-            text = open(cfg).read().replace("/ip4/0.0.0.0/", "/ip4/127.0.0.1/").replace("mdns = true", "mdns = false")
-            open(cfg, "w").write(text)
-            up = subprocess.Popen([hearth, "--home", home, "up"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            procs.append(up)
-            deadline = time.monotonic() + 30
-            while subprocess.run([hearth, "--home", home, "status"], capture_output=True).returncode != 0:
-                if time.monotonic() > deadline:
-                    sys.exit("the node did not start in 30 s")
-                time.sleep(0.1)
+            up = start_node(hearth, home, f"bench{r}", procs)
             t0 = time.monotonic()
             out = run(hearth, home, "bank", "import", ofx, "--json")
             elapsed = time.monotonic() - t0
@@ -105,9 +145,13 @@ def main():
                 out = run(hearth, home, "bank", "operations", report["accounts"][0]["id"], "--json")
                 results["list_s"] = time.monotonic() - t0
                 print(f"bank operations --json of {len(json.loads(out.stdout))} operations: {results['list_s']:.3f} s")
-            up.send_signal(signal.SIGTERM)
-            up.wait(timeout=15)
-            procs.remove(up)
+                results["propagate_two_viewers_s"] = propagate(
+                    hearth, work, home, report["accounts"][0]["id"], args.ops, procs)
+                print(f"both viewers show all operations {results['propagate_two_viewers_s']:.3f} s after the share")
+            for p in list(procs):
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=15)
+                procs.remove(p)
         best = min(results["fresh_s"])
         print(f"best fresh import: {best:.3f} s for {args.ops} operations (target < 1 s): "
               f"{'OK' if best < 1 else 'MISSED'}")

@@ -1,10 +1,9 @@
-//! The bank tables (`store/tables.rs`: `bank-accounts-1`, `bank-ops-1`,
-//! `bank-op-keys-1`) and the one-transaction import.
+//! The bank tables (`store/tables.rs`: `bank-accounts-1`, `bank-ops-1`)
+//! and the one-transaction import.
 //!
-//! Invariant: `bank-op-keys-1` holds exactly the (account, key) pairs of
-//! `bank-ops-1`, and an account record's `op_count` / `op_sum` are its
-//! operations' count and exact sum. Every write keeps them together in one
-//! transaction.
+//! Invariant: an account record's `op_count` / `op_sum` are the count and
+//! exact sum of its operations in `bank-ops-1`. Every write keeps them
+//! together in one transaction.
 
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
@@ -12,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{Account, Amount, Balance, Currency, Date, Operation};
 use super::statement::{ImportError, Statement};
 use super::{dedup, AccountImport, AccountView, ImportReport, Parsed};
-use crate::store::tables::{BANK_ACCOUNTS, BANK_OPS, BANK_OP_KEYS};
+use crate::store::tables::{BANK_ACCOUNTS, BANK_OPS};
 use crate::store::{decode, encode, Store};
 
 /// An account with its running totals.
@@ -51,12 +50,12 @@ impl AccountRecord {
     }
 }
 
-fn op_key(account: &str, date: &str, key: &str) -> String {
-    format!("{account}\0{date}\0{key}")
-}
-
-fn index_key(account: &str, key: &str) -> String {
-    format!("{account}\0{key}")
+fn op_key(account: &str, key: &str) -> String {
+    let mut k = String::with_capacity(account.len() + 1 + key.len());
+    k.push_str(account);
+    k.push('\0');
+    k.push_str(key);
+    k
 }
 
 fn store_err(e: impl std::fmt::Display) -> ImportError {
@@ -106,20 +105,22 @@ pub fn find_account(store: &Store, name_or_id: &str) -> anyhow::Result<Option<Ac
     Ok(accounts(store)?.into_iter().find(|a| a.account.id == name_or_id || a.account.label == name_or_id))
 }
 
-/// One account's operations on or after `since`, oldest first.
+/// One account's operations on or after `since`, oldest first (same day:
+/// by key).
 pub fn operations(store: &Store, account: &str, since: Option<Date>) -> anyhow::Result<Vec<Operation>> {
     let txn = store.db().begin_read()?;
     let table = txn.open_table(BANK_OPS)?;
-    let start = match since {
-        Some(d) => format!("{account}\0{d}"),
-        None => format!("{account}\0"),
-    };
+    let start = format!("{account}\0");
     let end = format!("{account}\u{1}");
-    let mut out = Vec::new();
+    let mut out: Vec<Operation> = Vec::new();
     for row in table.range(start.as_str()..end.as_str())? {
         let (_, v) = row?;
-        out.push(decode(v.value(), "bank operation")?);
+        let op: Operation = decode(v.value(), "bank operation")?;
+        if since.is_none_or(|s| op.date >= s) {
+            out.push(op);
+        }
     }
+    out.sort_by(|a, b| a.date.cmp(&b.date).then_with(|| a.key.cmp(&b.key)));
     Ok(out)
 }
 
@@ -148,7 +149,6 @@ pub fn import(store: &Store, parsed: Parsed, account_name: Option<&str>) -> Resu
     {
         let mut accounts_t = txn.open_table(BANK_ACCOUNTS).map_err(store_err)?;
         let mut ops_t = txn.open_table(BANK_OPS).map_err(store_err)?;
-        let mut keys_t = txn.open_table(BANK_OP_KEYS).map_err(store_err)?;
         let mut existing: Vec<AccountRecord> = Vec::new();
         for row in accounts_t.iter().map_err(store_err)? {
             let (_, v) = row.map_err(store_err)?;
@@ -164,14 +164,9 @@ pub fn import(store: &Store, parsed: Parsed, account_name: Option<&str>) -> Resu
             let keys = dedup::keys(&id, &statement.operations, &given);
             let (mut added, mut duplicates) = (0u64, 0u64);
             for (op, key) in statement.operations.into_iter().zip(keys) {
-                let ikey = index_key(&id, &key);
-                let known = keys_t.get(ikey.as_str()).map_err(store_err)?.map(|d| d.value().to_owned());
-                if let Some(date) = known {
-                    let bytes = ops_t
-                        .get(op_key(&id, &date, &key).as_str())
-                        .map_err(store_err)?
-                        .map(|v| v.value().to_vec())
-                        .ok_or_else(|| store_err("the dedup index names a missing operation"))?;
+                let okey = op_key(&id, &key);
+                let known = ops_t.get(okey.as_str()).map_err(store_err)?.map(|v| v.value().to_vec());
+                if let Some(bytes) = known {
                     let stored: Operation = decode(&bytes, "bank operation").map_err(store_err)?;
                     if stored.amount != op.amount || stored.date != op.date {
                         return Err(ImportError::Conflict {
@@ -200,11 +195,7 @@ pub fn import(store: &Store, parsed: Parsed, account_name: Option<&str>) -> Resu
                     category: op.category,
                     category_private: op.category_private,
                 };
-                let date = operation.date.to_string();
-                ops_t
-                    .insert(op_key(&id, &date, &key).as_str(), encode(&operation).map_err(store_err)?.as_slice())
-                    .map_err(store_err)?;
-                keys_t.insert(ikey.as_str(), date.as_str()).map_err(store_err)?;
+                ops_t.insert(okey.as_str(), encode(&operation).map_err(store_err)?.as_slice()).map_err(store_err)?;
                 record.op_count += 1;
                 record.op_sum = record
                     .op_sum

@@ -18,8 +18,8 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub use tables::{ContactRecord, ListenPorts, Origin, ShareRecord};
 use tables::{
-    BANK_ACCOUNTS, BANK_OPS, BANK_OP_KEYS, BANK_VIEWS, BANK_VIEW_LOG, CONTACTS, INVITATIONS, META, SCHEMA_VERSION,
-    SHARES, SHARE_DOCS, SHARE_INDEX, SHARE_SIGS,
+    BANK_ACCOUNTS, BANK_OPS, BANK_VIEWS, BANK_VIEW_LOG, CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES,
+    SHARE_DOCS, SHARE_INDEX, SHARE_SIGS,
 };
 
 /// Signatures of a share document's changes: (change hash, signature).
@@ -70,7 +70,6 @@ impl Store {
             // Version 1 -> 2: the bank tables, created empty.
             txn.open_table(BANK_ACCOUNTS)?;
             txn.open_table(BANK_OPS)?;
-            txn.open_table(BANK_OP_KEYS)?;
             txn.open_table(BANK_VIEWS)?;
             txn.open_table(BANK_VIEW_LOG)?;
             if version != SCHEMA_VERSION {

@@ -40,14 +40,11 @@ pub const SHARE_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sha
 /// digits). Value: CBOR of `bank::model::Account`.
 pub const BANK_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("bank-accounts-1");
 
-/// Bank operations (schema 2). Key: `account id \0 YYYY-MM-DD \0 dedup key`,
-/// so that one account's operations are a range, in date order. Value: CBOR
-/// of `bank::model::Operation`.
+/// Bank operations (schema 2). Key: `account id \0 dedup key`, so that a
+/// re-imported operation is found with one lookup and one account's
+/// operations are a range (sorted by date when read). Value: CBOR of
+/// `bank::model::Operation`.
 pub const BANK_OPS: TableDefinition<&str, &[u8]> = TableDefinition::new("bank-ops-1");
-
-/// Dedup index (schema 2). Key: `account id \0 dedup key`. Value: the
-/// operation's date (`YYYY-MM-DD`), completing its `BANK_OPS` key.
-pub const BANK_OP_KEYS: TableDefinition<&str, &str> = TableDefinition::new("bank-op-keys-1");
 
 /// Bank views this node writes (owner) or receives (viewer) (schema 2).
 /// Key: the 16-byte view id. Value: CBOR of `bank::views::ViewRecord`.

@@ -58,8 +58,12 @@ impl EventLoop {
             BankOp::Import { bytes, options } => {
                 let store = self.store.clone();
                 let result = blocking(move || {
+                    let started = std::time::Instant::now();
                     let parsed = bank::parse_file(&bytes, &options)?;
-                    bank_store::import(&store, parsed, options.account.as_deref())
+                    let parsed_in = started.elapsed();
+                    let imported = bank_store::import(&store, parsed, options.account.as_deref());
+                    debug!(?parsed_in, stored_in = ?started.elapsed() - parsed_in, bytes = bytes.len(), "bank import timing");
+                    imported
                 });
                 match result {
                     Ok(imported) => {
