@@ -12,7 +12,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::bank::{BankShareRequest, ImportOptions, ImportQuery, OperationsQuery};
+use crate::bank::{AlertAddRequest, BankShareRequest, HookRequest, ImportOptions, ImportQuery, OperationsQuery};
 use crate::net::{BankOp, BankReply, Command, ShareOp, ShareReply};
 use crate::views::{
     ErrorBody, InviteRequest, JoinRequest, ShareCreateRequest, ShareInviteRequest, SharePathRequest,
@@ -100,6 +100,10 @@ pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
         .route("/v1/bank/accounts/{account}/share", post(bank_share))
         .route("/v1/bank/accounts/{account}/unshare", post(bank_unshare))
         .route("/v1/bank/views", get(bank_views))
+        .route("/v1/bank/alerts", post(bank_alert_add).get(bank_alerts))
+        .route("/v1/bank/alerts/hook", post(bank_hook))
+        .route("/v1/bank/alerts/{id}", delete(bank_alert_remove))
+        .route("/v1/bank/notifications", get(bank_notifications))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
@@ -299,4 +303,24 @@ async fn bank_unshare(
 
 async fn bank_views(State(s): State<ApiState>) -> Result<Response, ApiError> {
     bank(&s, BankOp::Views).await
+}
+
+async fn bank_alert_add(State(s): State<ApiState>, Json(b): Json<AlertAddRequest>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::AlertAdd(b)).await
+}
+
+async fn bank_alerts(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::AlertList).await
+}
+
+async fn bank_alert_remove(State(s): State<ApiState>, Path(id): Path<u64>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::AlertRemove(id)).await
+}
+
+async fn bank_hook(State(s): State<ApiState>, Json(b): Json<HookRequest>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::SetHook(b.hook)).await
+}
+
+async fn bank_notifications(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Notifications).await
 }

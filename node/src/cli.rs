@@ -280,6 +280,17 @@ pub enum BankCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Alert rules on your accounts and on the views you receive.
+    Alerts {
+        #[command(subcommand)]
+        action: AlertsCommand,
+    },
+    /// Alerts raised so far (each once), oldest first.
+    Notifications {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write an account and its operations in another format.
     Export {
         /// Account name or id.
@@ -290,6 +301,52 @@ pub enum BankCommand {
         /// Output file (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+/// `hearth bank alerts ...`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Add a rule: large-debit AMOUNT, low-balance AMOUNT, new-payee,
+    /// busy-day N, foreign. It looks at operations from today (or --from) on.
+    Add {
+        /// Account or view: name or id.
+        on: String,
+        /// The rule.
+        #[arg(value_parser = ["large-debit", "low-balance", "new-payee", "busy-day", "foreign"])]
+        rule: String,
+        /// Its amount (large-debit, low-balance) or count (busy-day).
+        value: Option<String>,
+        /// Notifications do not show amounts (for lock screens).
+        #[arg(long)]
+        hide_amounts: bool,
+        /// Watch operations from this day on (YYYY-MM-DD; default today).
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// List the rules.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a rule.
+    Remove {
+        /// Rule id from `alerts list`.
+        id: u64,
+    },
+    /// Hand every new alert to a command (JSON on stdin, the message in
+    /// $HEARTH_ALERT_MESSAGE) or POST it to a loopback URL.
+    Hook {
+        /// A shell command.
+        #[arg(long, conflicts_with_all = ["url", "none"])]
+        command: Option<String>,
+        /// An http:// URL on this machine.
+        #[arg(long, conflicts_with = "none")]
+        url: Option<String>,
+        /// Remove the hook.
+        #[arg(long)]
+        none: bool,
     },
 }
 
@@ -618,6 +675,19 @@ async fn bank(client: &Client, action: BankCommand) -> Result<()> {
                 );
             }
         }
+        BankCommand::Alerts { action } => alerts(client, action).await?,
+        BankCommand::Notifications { json } => {
+            let all = client.bank_notifications().await?;
+            if json {
+                return print_json(&all);
+            }
+            if all.is_empty() {
+                println!("no alerts so far");
+            }
+            for n in all {
+                println!("{}  {}", n.date, n.message);
+            }
+        }
         BankCommand::Export { account, format: _, out } => {
             let text = client.bank_export(&account).await?;
             match out {
@@ -626,6 +696,49 @@ async fn bank(client: &Client, action: BankCommand) -> Result<()> {
                     eprintln!("wrote {}", path.display());
                 }
                 None => println!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn alerts(client: &Client, action: AlertsCommand) -> Result<()> {
+    use crate::bank::alerts::Hook;
+    match action {
+        AlertsCommand::Add { on, rule, value, hide_amounts, from } => {
+            let request = crate::bank::AlertAddRequest { on, rule, value, hide_amounts, from };
+            if let Some(r) = client.bank_alert_add(&request).await? {
+                println!("rule {}: {} on {} (operations from {} on)", r.id, r.rule, r.on, r.from);
+            }
+        }
+        AlertsCommand::List { json } => {
+            let rules = client.bank_alerts().await?;
+            if json {
+                return print_json(&rules);
+            }
+            if rules.is_empty() {
+                println!("no alert rules: `hearth bank alerts add ACCOUNT-OR-VIEW large-debit 500`");
+            }
+            for r in rules {
+                let hidden = if r.hide_amounts { "  (amounts hidden)" } else { "" };
+                println!("{:>3}  {:<7} {:<24} {:<22} from {}{hidden}", r.id, r.target_kind, r.on, r.rule, r.from);
+            }
+        }
+        AlertsCommand::Remove { id } => {
+            client.bank_alert_remove(id).await?;
+            println!("removed rule {id}");
+        }
+        AlertsCommand::Hook { command, url, none } => {
+            let hook = match (command, url, none) {
+                (Some(command), _, _) => Some(Hook::Command { command }),
+                (None, Some(url), _) => Some(Hook::Url { url }),
+                (None, None, true) => None,
+                (None, None, false) => anyhow::bail!("give --command CMD, --url URL or --none"),
+            };
+            match client.bank_set_hook(hook).await? {
+                Some(Hook::Command { command }) => println!("new alerts will be handed to: {command}"),
+                Some(Hook::Url { url }) => println!("new alerts will be POSTed to {url}"),
+                None => println!("no alert hook"),
             }
         }
     }

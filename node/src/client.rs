@@ -5,8 +5,11 @@
 use anyhow::{anyhow, Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::bank::alerts::{Hook, Notification, RuleView};
 use crate::bank::views::ViewInfo;
-use crate::bank::{AccountView, BankShareRequest, ImportQuery, ImportReport, OperationView};
+use crate::bank::{
+    AccountView, AlertAddRequest, BankShareRequest, HookRequest, ImportQuery, ImportReport, OperationView,
+};
 use crate::home::Home;
 use crate::share::{ShareStatusView, ShareView, VersionView};
 use crate::views::{
@@ -222,6 +225,31 @@ impl Client {
     pub async fn bank_unshare(&self, account: &str, contact: &str) -> Result<Option<ViewInfo>> {
         let body = BankShareRequest { contact: contact.to_owned(), since: None };
         self.call(self.post(&format!("/v1/bank/accounts/{}/unshare", percent_encode(account)), &body)).await
+    }
+
+    /// `POST /v1/bank/alerts`.
+    pub async fn bank_alert_add(&self, request: &AlertAddRequest) -> Result<Option<RuleView>> {
+        self.call(self.post("/v1/bank/alerts", request)).await
+    }
+
+    /// `GET /v1/bank/alerts`.
+    pub async fn bank_alerts(&self) -> Result<Vec<RuleView>> {
+        self.call(self.get("/v1/bank/alerts")).await
+    }
+
+    /// `DELETE /v1/bank/alerts/{id}`.
+    pub async fn bank_alert_remove(&self, id: u64) -> Result<serde_json::Value> {
+        self.call(self.http.delete(format!("{}/v1/bank/alerts/{id}", self.base))).await
+    }
+
+    /// `POST /v1/bank/alerts/hook`.
+    pub async fn bank_set_hook(&self, hook: Option<Hook>) -> Result<Option<Hook>> {
+        self.call(self.post("/v1/bank/alerts/hook", &HookRequest { hook })).await
+    }
+
+    /// `GET /v1/bank/notifications`.
+    pub async fn bank_notifications(&self) -> Result<Vec<Notification>> {
+        self.call(self.get("/v1/bank/notifications")).await
     }
 
     /// `GET /v1/bank/views`: views received (and written).

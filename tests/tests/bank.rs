@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use futures::StreamExt;
 use hearth_crdt::bank::{Body, Entry, ViewOp};
-use hearth_node::bank::ImportQuery;
+use hearth_node::bank::alerts::Hook;
+use hearth_node::bank::{AlertAddRequest, ImportQuery};
 use hearth_node::net::behaviour::BankCodec;
 use hearth_node::net::codec::Wire;
 use hearth_protocol::bank::{self as wire, BankRequest, BankResponse};
@@ -44,6 +45,50 @@ fn ofx_later() -> String {
      <STMTTRN><TRNTYPE>DEBIT<DTPOSTED>20240210<TRNAMT>-2500.00<FITID>F-1<NAME>VIREMENT INCONNU</STMTTRN>\
      </BANKTRANLIST><LEDGERBAL><BALAMT>-669.60<DTASOF>20240210</LEDGERBAL></STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>\n"
         .into()
+}
+
+/// A loopback HTTP server that records the bodies POSTed to it.
+async fn http_sink() -> Result<(String, std::sync::Arc<std::sync::Mutex<Vec<String>>>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/alert", listener.local_addr()?);
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = bodies.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk)).await else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some(body.to_owned());
+                    }
+                }
+            };
+            if let Some(body) = body {
+                if let Ok(mut b) = sink.lock() {
+                    b.push(body);
+                }
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        }
+    });
+    Ok((url, bodies))
 }
 
 async fn view_of(node: &TestNode) -> Result<Option<hearth_node::bank::views::ViewInfo>> {
@@ -189,7 +234,32 @@ async fn a_parents_account_watched_by_two_children() -> Result<()> {
         }
     }
 
-    // A later import by the parent reaches both children.
+    // Alerts: Alice watches for large debits and the balance going below
+    // zero, with a command hook; Bruno for large debits, amounts hidden,
+    // with a loopback URL hook; the parent for new payees on her account.
+    let hook_file = tempfile::NamedTempFile::new()?;
+    let add = |on: &str, rule: &str, value: Option<&str>, hide: bool| AlertAddRequest {
+        on: on.into(),
+        rule: rule.into(),
+        value: value.map(str::to_owned),
+        hide_amounts: hide,
+        from: Some("2024-01-01".into()),
+    };
+    let a = alice.client()?;
+    a.bank_alert_add(&add("Compte Maman", "large-debit", Some("1000"), false)).await?;
+    a.bank_alert_add(&add("Compte Maman", "low-balance", Some("0"), false)).await?;
+    let command = format!("cat >> '{}'; echo >> '{}'", hook_file.path().display(), hook_file.path().display());
+    a.bank_set_hook(Some(Hook::Command { command })).await?;
+    let b = bruno.client()?;
+    b.bank_alert_add(&add("Compte Maman", "large-debit", Some("1000"), true)).await?;
+    let (url, posted) = http_sink().await?;
+    b.bank_set_hook(Some(Hook::Url { url })).await?;
+    assert!(b.bank_set_hook(Some(Hook::Url { url: "http://192.0.2.1/x".into() })).await.is_err());
+    owner.bank_alert_add(&add("Compte Maman", "new-payee", None, false)).await?;
+    assert_eq!(a.bank_alerts().await?.len(), 2);
+    assert!(a.bank_notifications().await?.is_empty(), "rules look at new operations only");
+
+    // A later import by the parent reaches both children and raises alerts.
     owner.bank_import(ofx_later().into_bytes(), &ImportQuery::default()).await?;
     for child in [&alice, &bruno] {
         eventually(SYNC, &format!("{} to see the new debit", child.name), || async {
@@ -198,6 +268,31 @@ async fn a_parents_account_watched_by_two_children() -> Result<()> {
         })
         .await?;
     }
+    let messages =
+        |n: Vec<hearth_node::bank::alerts::Notification>| n.into_iter().map(|n| n.message).collect::<Vec<_>>();
+    let got = messages(a.bank_notifications().await?);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().any(|m| m.contains("large debit of 2500.00 EUR") && m.contains("VIREMENT INCONNU")), "{got:?}");
+    assert!(got.iter().any(|m| m.contains("balance fell to -669.60 EUR")), "{got:?}");
+    let got = messages(b.bank_notifications().await?);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("large debit of an amount") && !got[0].contains("2500"), "{got:?}");
+    let got = messages(owner.bank_notifications().await?);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("new payee \"VIREMENT INCONNU\""), "{got:?}");
+    // The hooks got each alert once.
+    eventually(SYNC, "the hooks to run", || async {
+        let lines = std::fs::read_to_string(hook_file.path())?.lines().filter(|l| !l.is_empty()).count();
+        Ok(lines == 2 && posted.lock().map(|p| p.len()).unwrap_or(0) == 1)
+    })
+    .await?;
+    assert!(posted.lock().map(|p| p[0].contains("large debit of an amount")).unwrap_or(false));
+    // The same statement again changes nothing and raises nothing.
+    let r = owner.bank_import(ofx_later().into_bytes(), &ImportQuery::default()).await?;
+    assert_eq!(r.accounts[0].added, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(a.bank_notifications().await?.len(), 2);
+    assert_eq!(owner.bank_notifications().await?.len(), 1);
 
     // Alice's node is tampered with: with her key, it forges entries.
     let bruno_view = view_of(&bruno).await?.expect("view");

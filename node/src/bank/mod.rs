@@ -7,6 +7,7 @@
 //! transaction ([`store::import`]), which refuses a transaction id already
 //! known with another date or amount. Whatever fails, nothing is stored.
 
+pub mod alerts;
 pub mod camt;
 pub mod cozy;
 pub mod csv;
@@ -225,6 +226,29 @@ pub struct BankShareRequest {
     /// First day shown (share only).
     #[serde(default)]
     pub since: Option<String>,
+}
+
+/// `POST /v1/bank/alerts` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AlertAddRequest {
+    /// Account or view: name or id.
+    pub on: String,
+    /// `large-debit`, `low-balance`, `new-payee`, `busy-day`, `foreign`.
+    pub rule: String,
+    /// The rule's amount or count.
+    pub value: Option<String>,
+    /// Notifications hide amounts.
+    #[serde(default)]
+    pub hide_amounts: bool,
+    /// Operations from this day on (default: today).
+    pub from: Option<String>,
+}
+
+/// `POST /v1/bank/alerts/hook` body: `null` removes the hook.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HookRequest {
+    /// The hook.
+    pub hook: Option<alerts::Hook>,
 }
 
 /// `GET /v1/bank/accounts/{account}/operations` query.

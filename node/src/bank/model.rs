@@ -377,6 +377,21 @@ impl Date {
         Date::new(y as u16, m as u8, d as u8).ok_or_else(err)
     }
 
+    /// The UTC day of a Unix time in seconds.
+    pub fn from_unix(secs: u64) -> Self {
+        // Days to civil date (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
+        let z = (secs / 86_400) as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as u16;
+        Date::new(year, month, day).unwrap_or(Date { year: 1970, month: 1, day: 1 })
+    }
+
     /// Year, month, day.
     pub fn ymd(&self) -> (u16, u8, u8) {
         (self.year, self.month, self.day)
@@ -529,5 +544,8 @@ mod tests {
         assert!(Date::parse_iso("2024-02-29").is_ok());
         assert!(Date::parse_iso("2023-02-29").is_err());
         assert!(Date::parse_iso("05/01/2023").is_err());
+        assert_eq!(Date::from_unix(0).to_string(), "1970-01-01");
+        assert_eq!(Date::from_unix(1_709_164_800).to_string(), "2024-02-29");
+        assert_eq!(Date::from_unix(1_735_689_599).to_string(), "2024-12-31");
     }
 }

@@ -24,6 +24,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use super::alerts::AlertOp;
 use super::model::{Date, Operation};
 use super::store::AccountRecord;
 use super::OperationView;
@@ -90,6 +91,22 @@ pub struct ViewInfo {
     pub rejected: u64,
 }
 
+/// What changed in a received view (see [`Views::change_since`]).
+pub struct ViewChange {
+    /// Account name.
+    pub name: String,
+    /// Currency code.
+    pub currency: String,
+    /// Operations known before.
+    pub history: Vec<AlertOp>,
+    /// Operations added.
+    pub added: Vec<AlertOp>,
+    /// Balance now.
+    pub balance: Option<super::Amount>,
+    /// Still active.
+    pub shown: bool,
+}
+
 /// A message for the event loop to send.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -106,6 +123,8 @@ pub struct Views {
     local: Vec<u8>,
     views: BTreeMap<Vec<u8>, (ViewRecord, ViewLog)>,
     pushers: BTreeMap<Vec<u8>, Pusher>,
+    /// Received views that grew: (view, entries held before), for alerts.
+    updates: Vec<(Vec<u8>, u64)>,
 }
 
 fn log_key(view: &[u8], seq: u64) -> Vec<u8> {
@@ -159,7 +178,7 @@ impl Views {
                 views.insert(id, (record, view_log));
             }
         }
-        Ok(Self { store, key, local, views, pushers })
+        Ok(Self { store, key, local, views, pushers, updates: Vec::new() })
     }
 
     /// Writes a view's record and its entries from `from` on, in one
@@ -550,11 +569,57 @@ impl Views {
                 warn!("cannot drop a revoked view: {e:#}");
             }
         } else if have > before || rejected > 0 {
+            if have > before && record.role == "viewer" {
+                self.updates.push((view.to_vec(), before));
+            }
             if let Err(e) = self.persist(view, before, false) {
                 warn!("cannot store a bank view: {e:#}");
             }
         }
         BankResponse::Have { have, rejected }
+    }
+
+    /// Received views that grew since the last call.
+    pub fn take_updates(&mut self) -> Vec<(Vec<u8>, u64)> {
+        std::mem::take(&mut self.updates)
+    }
+
+    /// The id of a received view by id (hex) or name, for alert rules.
+    pub fn resolve_received(&self, name_or_id: &str) -> Option<Vec<u8>> {
+        self.find_received(name_or_id).cloned()
+    }
+
+    /// What changed in a received view since it held `before` entries:
+    /// (name, currency, operations known before, operations added, balance).
+    pub fn change_since(&self, view: &[u8], before: u64) -> Option<ViewChange> {
+        let (record, log) = self.views.get(view)?;
+        let state = log.state();
+        let account = state.account.as_ref()?;
+        let alert_op = |o: &ViewOp| {
+            Some(AlertOp {
+                key: o.key.clone(),
+                date: o.date.parse().ok()?,
+                amount: o.amount.parse().ok()?,
+                label: o.label.clone(),
+                foreign: o.original.as_ref().map(|(c, _)| c.clone()).filter(|c| *c != o.currency),
+            })
+        };
+        let mut added = Vec::new();
+        for e in log.entries_from(before) {
+            if let Body::Operations { ops } = &e.body {
+                added.extend(ops.iter().filter_map(alert_op));
+            }
+        }
+        let new_keys: std::collections::BTreeSet<&str> = added.iter().map(|o| o.key.as_str()).collect();
+        let history = state.ops.values().filter(|o| !new_keys.contains(o.key.as_str())).filter_map(alert_op).collect();
+        Some(ViewChange {
+            name: account.name.clone(),
+            currency: account.currency.clone(),
+            history,
+            added,
+            balance: state.balance.as_ref().and_then(|(a, _)| a.parse().ok()),
+            shown: record.state == "active",
+        })
     }
 
     /// A contact came online: as a viewer, ask its owner for what we lack.

@@ -117,6 +117,16 @@ pub enum BankOp {
     Unshare { account: String, contact: String },
     /// Views received from others and written for others.
     Views,
+    /// Add an alert rule.
+    AlertAdd(crate::bank::AlertAddRequest),
+    /// Alert rules.
+    AlertList,
+    /// Remove an alert rule.
+    AlertRemove(u64),
+    /// Set (or remove) the hook.
+    SetHook(Option<crate::bank::alerts::Hook>),
+    /// Triggered alerts.
+    Notifications,
 }
 
 /// The answer to a [`BankOp`].

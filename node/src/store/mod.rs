@@ -18,8 +18,8 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub use tables::{ContactRecord, ListenPorts, Origin, ShareRecord};
 use tables::{
-    BANK_ACCOUNTS, BANK_OPS, BANK_VIEWS, BANK_VIEW_LOG, CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES,
-    SHARE_DOCS, SHARE_INDEX, SHARE_SIGS,
+    BANK_ACCOUNTS, BANK_ALERT_RULES, BANK_NOTIFICATIONS, BANK_OPS, BANK_VIEWS, BANK_VIEW_LOG, CONTACTS, INVITATIONS,
+    META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_INDEX, SHARE_SIGS,
 };
 
 /// Signatures of a share document's changes: (change hash, signature).
@@ -71,6 +71,8 @@ impl Store {
             txn.open_table(BANK_ACCOUNTS)?;
             txn.open_table(BANK_OPS)?;
             txn.open_table(BANK_VIEWS)?;
+            txn.open_table(BANK_ALERT_RULES)?;
+            txn.open_table(BANK_NOTIFICATIONS)?;
             txn.open_table(BANK_VIEW_LOG)?;
             if version != SCHEMA_VERSION {
                 meta.insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;

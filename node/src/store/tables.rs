@@ -54,6 +54,14 @@ pub const BANK_VIEWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bank
 /// sequence number (8, big-endian). Value: CBOR of `hearth_crdt::bank::Entry`.
 pub const BANK_VIEW_LOG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bank-view-log-1");
 
+/// Alert rules on accounts and views (schema 2). Key: rule id. Value: CBOR
+/// of `bank::alerts::Rule`.
+pub const BANK_ALERT_RULES: TableDefinition<u64, &[u8]> = TableDefinition::new("bank-alert-rules-1");
+
+/// Triggered alerts, each recorded once (schema 2). Key: the notification
+/// id (rule id + what triggered it). Value: CBOR of `bank::alerts::Notification`.
+pub const BANK_NOTIFICATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("bank-notifications-1");
+
 /// How a contact came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

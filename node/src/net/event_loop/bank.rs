@@ -12,10 +12,13 @@ use tracing::{debug, info, warn};
 use super::{blocking, EventLoop};
 use crate::api::ApiError;
 use crate::bank::views::Outgoing;
-use crate::bank::{self, store as bank_store, ImportError, OperationView};
+use crate::bank::{self, alerts, store as bank_store, ImportError, OperationView};
 use crate::net::codec::Wire;
 use crate::net::{BankOp, BankReply};
 use crate::now_unix;
+
+/// `meta-1` key of the alert hook (`Option<alerts::Hook>`).
+const HOOK_KEY: &str = "bank_alert_hook";
 
 fn json<T: serde::Serialize>(value: T) -> Result<BankReply, ApiError> {
     serde_json::to_value(value).map(BankReply::Json).map_err(ApiError::internal)
@@ -72,6 +75,7 @@ impl EventLoop {
                         }
                         let accounts = bank_store::accounts(&self.store).map_err(ApiError::internal)?;
                         blocking(|| self.bank_views.on_import(&imported.added, &accounts));
+                        self.account_alerts(&imported.added, &accounts);
                         json(imported.report)
                     }
                     Err(err) => {
@@ -136,12 +140,173 @@ impl EventLoop {
                 let id = self.bank_views.unshare(&record.account.id, &peer)?;
                 self.view_info(&id)
             }
+            BankOp::AlertAdd(req) => {
+                let kind = alerts::RuleKind::parse(&req.rule, req.value.as_deref()).map_err(ApiError::bad_request)?;
+                let from = match req.from {
+                    Some(d) => d.parse().map_err(|e| ApiError::bad_request(format!("--from: {e}")))?,
+                    None => bank::Date::from_unix(now_unix()),
+                };
+                let (target, balance) =
+                    match bank_store::find_account(&self.store, &req.on).map_err(ApiError::internal)? {
+                        Some(a) => (format!("account:{}", a.account.id), a.view().balance),
+                        None => match self.bank_views.resolve_received(&req.on) {
+                            Some(id) => {
+                                let balance = self
+                                    .bank_views
+                                    .change_since(&id, u64::MAX)
+                                    .and_then(|c| c.balance)
+                                    .map(|b| b.to_string());
+                                (format!("view:{}", hex::encode(&id)), balance)
+                            }
+                            None => {
+                                return Err(ApiError::not_found(format!(
+                            "no bank account or view named {:?}; see `hearth bank accounts` and `hearth bank views`",
+                            req.on
+                        )))
+                            }
+                        },
+                    };
+                let below = match (&kind, balance.and_then(|b| b.parse::<bank::Amount>().ok())) {
+                    (alerts::RuleKind::LowBalance { amount }, Some(b)) => b < *amount,
+                    _ => false,
+                };
+                let rule = alerts::Rule { id: 0, target, kind, hide_amounts: req.hide_amounts, from, below };
+                let rule = alerts::add_rule(&self.store, rule).map_err(ApiError::internal)?;
+                json(self.rule_views()?.into_iter().find(|r| r.id == rule.id))
+            }
+            BankOp::AlertList => json(self.rule_views()?),
+            BankOp::AlertRemove(id) => {
+                if !alerts::remove_rule(&self.store, id).map_err(ApiError::internal)? {
+                    return Err(ApiError::not_found(format!("no alert rule {id}; see `hearth bank alerts list`")));
+                }
+                json(serde_json::json!({ "removed": id }))
+            }
+            BankOp::SetHook(hook) => {
+                if let Some(h) = &hook {
+                    h.check().map_err(ApiError::bad_request)?;
+                }
+                self.store.set_meta(HOOK_KEY, &hook).map_err(ApiError::internal)?;
+                json(hook)
+            }
+            BankOp::Notifications => json(alerts::notifications(&self.store).map_err(ApiError::internal)?),
             BankOp::Views => {
                 let names = |p: &[u8]| self.contact_name(p);
                 let mut all = self.bank_views.received(&names);
                 all.extend(self.bank_views.written(&names));
                 json(all)
             }
+        }
+    }
+
+    fn rule_views(&self) -> Result<Vec<alerts::RuleView>, ApiError> {
+        let rules = alerts::rules(&self.store).map_err(ApiError::internal)?;
+        let accounts = bank_store::accounts(&self.store).map_err(ApiError::internal)?;
+        let names = |p: &[u8]| self.contact_name(p);
+        let views = self.bank_views.received(&names);
+        Ok(rules
+            .into_iter()
+            .map(|r| {
+                let (kind, id) = r.target.split_once(':').unwrap_or(("", ""));
+                let on = match kind {
+                    "account" => accounts.iter().find(|a| a.account.id == id).map(|a| a.account.label.clone()),
+                    _ => views.iter().find(|v| v.id == id).map(|v| v.name.clone()),
+                };
+                alerts::RuleView {
+                    id: r.id,
+                    on: on.unwrap_or_else(|| id.to_owned()),
+                    target_kind: kind.to_owned(),
+                    rule: r.kind.describe(),
+                    hide_amounts: r.hide_amounts,
+                    from: r.from.to_string(),
+                }
+            })
+            .collect())
+    }
+
+    /// Evaluates the rules of `target` on a change; records and hands on
+    /// the new notifications.
+    fn raise(&mut self, target: &str, change: &alerts::Change<'_>) {
+        let Ok(all) = alerts::rules(&self.store) else { return };
+        let mut rules: Vec<alerts::Rule> = all.into_iter().filter(|r| r.target == target).collect();
+        if rules.is_empty() {
+            return;
+        }
+        let now = now_unix();
+        let mut raised = Vec::new();
+        for rule in &mut rules {
+            for (id, message, date) in alerts::evaluate(rule, change) {
+                raised.push(alerts::Notification {
+                    id,
+                    rule: rule.id,
+                    on: change.name.to_owned(),
+                    message,
+                    date,
+                    at: now,
+                });
+            }
+        }
+        match alerts::record(&self.store, &rules, raised) {
+            Ok(fresh) => {
+                for n in &fresh {
+                    info!(rule = n.rule, "bank alert: {}", n.message);
+                }
+                if let Ok(Some(Some(hook))) = self.store.meta::<Option<alerts::Hook>>(HOOK_KEY) {
+                    alerts::run_hook(hook, fresh);
+                }
+            }
+            Err(e) => warn!("cannot record bank alerts: {e:#}"),
+        }
+    }
+
+    fn account_alerts(&mut self, added: &[(String, bank::Operation)], accounts: &[bank_store::AccountRecord]) {
+        let to_alert = |o: &bank::Operation| alerts::AlertOp {
+            key: o.key.clone(),
+            date: o.date,
+            amount: o.amount,
+            label: o.label.clone(),
+            foreign: o.original.map(|(c, _)| c.code().to_owned()).filter(|c| c != o.currency.code()),
+        };
+        for a in accounts {
+            let target = format!("account:{}", a.account.id);
+            let new: Vec<alerts::AlertOp> =
+                added.iter().filter(|(id, _)| *id == a.account.id).map(|(_, o)| to_alert(o)).collect();
+            if new.is_empty() || !alerts::rules(&self.store).is_ok_and(|r| r.iter().any(|r| r.target == target)) {
+                continue;
+            }
+            let keys: std::collections::BTreeSet<&str> = new.iter().map(|o| o.key.as_str()).collect();
+            let all = bank_store::operations(&self.store, &a.account.id, None).unwrap_or_default();
+            let history: Vec<alerts::AlertOp> =
+                all.iter().filter(|o| !keys.contains(o.key.as_str())).map(to_alert).collect();
+            let balance = a.view().balance.and_then(|b| b.parse().ok());
+            let change = alerts::Change {
+                target: &target,
+                name: &a.account.label,
+                currency: a.account.currency.code(),
+                history: &history,
+                added: &new,
+                balance,
+            };
+            self.raise(&target, &change);
+        }
+    }
+
+    /// Alerts on the received views that grew.
+    fn view_alerts(&mut self) {
+        for (view, before) in self.bank_views.take_updates() {
+            let Some(c) = self.bank_views.change_since(&view, before) else { continue };
+            if !c.shown {
+                continue;
+            }
+            let target = format!("view:{}", hex::encode(&view));
+            let change = alerts::Change {
+                target: &target,
+                name: &c.name,
+                currency: &c.currency,
+                history: &c.history,
+                added: &c.added,
+                balance: c.balance,
+            };
+            self.raise(&target, &change);
         }
     }
 
@@ -184,6 +349,7 @@ impl EventLoop {
                     match response {
                         BankResponse::Entries { from, entries, more } => {
                             blocking(|| self.bank_views.on_entries(&peer, &view, from, entries));
+                            self.view_alerts();
                             if more {
                                 let out = self.bank_views.on_contact_online(&peer);
                                 self.send_bank(out);
@@ -218,5 +384,6 @@ impl EventLoop {
             Wire::Msg(request) => blocking(|| self.bank_views.on_request(&peer, request)),
         };
         let _ = self.swarm.behaviour_mut().bank.send_response(channel, response);
+        self.view_alerts();
     }
 }
