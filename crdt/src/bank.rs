@@ -386,6 +386,23 @@ impl ViewLog {
         log
     }
 
+    /// The account, the number of distinct operations and the latest
+    /// balance, without copying the operations (for listings).
+    pub fn summary(&self) -> (Option<&ViewAccount>, usize, Option<(&str, &str)>) {
+        let mut account = None;
+        let mut keys = std::collections::BTreeSet::new();
+        let mut balance = None;
+        for e in &self.entries {
+            match &e.body {
+                Body::Genesis { account: a, .. } => account = Some(a),
+                Body::Operations { ops } => keys.extend(ops.iter().map(|o| o.key.as_str())),
+                Body::Balance { amount, date } => balance = Some((amount.as_str(), date.as_str())),
+                Body::Revoked => {}
+            }
+        }
+        (account, keys.len(), balance)
+    }
+
     /// The account, operations and balance the log describes.
     pub fn state(&self) -> ViewState {
         let mut state = ViewState::default();

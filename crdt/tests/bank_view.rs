@@ -36,6 +36,7 @@ fn viewers_accept_the_owners_log_and_nothing_else() {
     assert_eq!((report.applied, report.rejected.len()), (3, 0));
     assert_eq!(copy.state(), log.state());
     assert_eq!(copy.state().ops.len(), 2);
+    assert_eq!(copy.summary(), (Some(&account()), 2, Some(("984.50", "2024-01-31"))));
     // The same entries again are duplicates, not errors.
     assert_eq!(copy.receive(log.entries_from(1).to_vec(), &Ed25519).duplicates, 2);
 

@@ -209,20 +209,20 @@ impl Views {
 
     fn info(&self, id: &[u8], names: &dyn Fn(&[u8]) -> Option<String>) -> Option<ViewInfo> {
         let (record, log) = self.views.get(id)?;
-        let state = log.state();
+        let (account, count, balance) = log.summary();
         let peer = if record.role == "owner" { &record.viewer } else { &record.owner };
         let shown = record.state == "active";
         Some(ViewInfo {
             id: hex::encode(id),
-            name: state.account.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| record.name.clone()),
+            name: account.map(|a| a.name.clone()).unwrap_or_else(|| record.name.clone()),
             role: record.role.clone(),
             peer: peer_text(peer),
             contact: names(peer),
             state: if record.state == "active" && log.is_empty() { "waiting".into() } else { record.state.clone() },
-            balance: state.balance.as_ref().filter(|_| shown).map(|b| b.0.clone()),
-            balance_date: state.balance.as_ref().filter(|_| shown).map(|b| b.1.clone()),
-            currency: state.account.as_ref().map(|a| a.currency.clone()),
-            operations: if shown { state.ops.len() as u64 } else { 0 },
+            balance: balance.filter(|_| shown).map(|b| b.0.to_owned()),
+            balance_date: balance.filter(|_| shown).map(|b| b.1.to_owned()),
+            currency: account.map(|a| a.currency.clone()),
+            operations: if shown { count as u64 } else { 0 },
             since: record.since.clone(),
             rejected: record.rejected,
         })
@@ -250,7 +250,7 @@ impl Views {
     /// A received view by id (hex) or account name.
     fn find_received(&self, name_or_id: &str) -> Option<&Vec<u8>> {
         self.views.iter().find_map(|(id, (r, log))| {
-            let name = log.state().account.map(|a| a.name).unwrap_or_else(|| r.name.clone());
+            let name = log.summary().0.map(|a| a.name.clone()).unwrap_or_else(|| r.name.clone());
             (r.role == "viewer" && (hex::encode(id) == name_or_id || name == name_or_id)).then_some(id)
         })
     }

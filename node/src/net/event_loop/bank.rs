@@ -292,12 +292,20 @@ impl EventLoop {
 
     /// Alerts on the received views that grew.
     fn view_alerts(&mut self) {
-        for (view, before) in self.bank_views.take_updates() {
+        let updates = self.bank_views.take_updates();
+        if updates.is_empty() {
+            return;
+        }
+        let Ok(rules) = alerts::rules(&self.store) else { return };
+        for (view, before) in updates {
+            let target = format!("view:{}", hex::encode(&view));
+            if !rules.iter().any(|r| r.target == target) {
+                continue;
+            }
             let Some(c) = self.bank_views.change_since(&view, before) else { continue };
             if !c.shown {
                 continue;
             }
-            let target = format!("view:{}", hex::encode(&view));
             let change = alerts::Change {
                 target: &target,
                 name: &c.name,
