@@ -384,9 +384,17 @@ async fn a_parents_account_watched_by_two_children() -> Result<()> {
     let accounts = owner.bank_accounts().await?;
     assert_eq!(accounts.iter().find(|a| a.name == "Compte Maman").expect("a").shared_with, vec!["alice".to_string()]);
 
-    // Alice, back online, still has hers.
+    // While Alice is offline the parent imports March; Bruno no longer
+    // receives anything. Alice, back online, still has her view and catches up.
+    let march = ofx_later().replace("F-1", "M-1").replace("20240210", "20240305").replace("-2500.00", "-45.00");
+    owner.bank_import(march.into_bytes(), &ImportQuery::default()).await?;
     alice.start().await?;
     parent.wait_online("alice", SYNC).await?;
-    assert_eq!(view_of(&alice).await?.expect("view").operations, 3);
+    eventually(SYNC, "alice to catch up after her restart", || async {
+        Ok(view_of(&alice).await?.is_some_and(|v| v.operations == 4 && v.state == "active"))
+    })
+    .await?;
+    assert_eq!(view_of(&bruno).await?.expect("view").operations, 0);
+    assert_eq!(alice.client()?.bank_notifications().await?.len(), 2, "no alert raised twice after a restart");
     Ok(())
 }
