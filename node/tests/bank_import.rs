@@ -293,3 +293,37 @@ fn cozy_json_export_round_trips_exactly() {
     let r = run(&store, text.as_bytes(), Default::default()).expect("cozy again");
     assert_eq!((r.accounts[0].added, r.accounts[0].duplicates), (0, 3));
 }
+
+/// Every cut of a statement before its last closing tag is refused (a
+/// truncated download never imports part of a file), and no mangled byte
+/// makes a parser panic.
+#[test]
+fn every_truncation_is_refused_and_nothing_panics() {
+    let ofx = ofx_sgml("0001234567", JAN, "2022.51", "20240131");
+    let xml = ofx_xml();
+    let camt_text =
+        camt(&[("R-1", "2024-01-04", "-30.00", "Pharmacie"), ("R-2", "2024-01-20", "1500.00", "Retraite")], "1.00");
+    for (name, text, end) in [("ofx", &ofx, "</OFX>"), ("ofx xml", &xml, "</OFX>"), ("camt", &camt_text, "</Document>")]
+    {
+        let complete = text.rfind(end).expect("closing tag") + end.len();
+        assert!(parse_file(text.as_bytes(), &named("x")).is_ok(), "{name} complete");
+        for cut in (1..complete).filter(|&i| text.is_char_boundary(i)) {
+            assert!(parse_file(&text.as_bytes()[..cut], &named("x")).is_err(), "{name} cut at {cut} was accepted");
+        }
+    }
+    let csv = "Date;Libellé;Montant\n03/01/2024;CB BOULANGERIE;-2,40\n05/01/2024;VIR RETRAITE;1 500,00\n";
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for text in [&ofx, &xml, &camt_text, &csv.to_string()] {
+        for _ in 0..300 {
+            let mut bytes = text.as_bytes().to_vec();
+            for _ in 0..3 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let i = (rng as usize) % bytes.len();
+                bytes[i] = (rng >> 32) as u8;
+            }
+            let _ = parse_file(&bytes, &named("x"));
+        }
+    }
+}

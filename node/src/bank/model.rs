@@ -359,7 +359,7 @@ impl Date {
     pub fn parse_ofx(text: &str) -> Result<Self, DateError> {
         let t = text.trim();
         let err = || DateError(text.to_owned(), "YYYYMMDD[HHMMSS[.XXX][[offset:TZ]]]");
-        if t.len() < 8 || !t.is_char_boundary(8) {
+        if t.len() < 8 || !t.as_bytes()[..8].iter().all(u8::is_ascii_digit) {
             return Err(err());
         }
         let rest = &t[8..];
@@ -541,6 +541,7 @@ mod tests {
         assert_eq!(Date::parse_iso("2013-01-05T16:20:26.673Z").expect("d").to_string(), "2013-01-05");
         assert!(Date::parse_ofx("20230230").is_err());
         assert!(Date::parse_ofx("2023-01-05").is_err());
+        assert!(Date::parse_ofx("20é30105").is_err());
         assert!(Date::parse_iso("2024-02-29").is_ok());
         assert!(Date::parse_iso("2023-02-29").is_err());
         assert!(Date::parse_iso("05/01/2023").is_err());
