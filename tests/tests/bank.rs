@@ -396,5 +396,16 @@ async fn a_parents_account_watched_by_two_children() -> Result<()> {
     .await?;
     assert_eq!(view_of(&bruno).await?.expect("view").operations, 0);
     assert_eq!(alice.client()?.bank_notifications().await?.len(), 2, "no alert raised twice after a restart");
+
+    // Shown again to Bruno (a new view, from March on): his node shows it.
+    owner.bank_share("Compte Maman", "bruno", Some("2024-03-01")).await?;
+    eventually(SYNC, "bruno to see the account again", || async {
+        Ok(bruno.client()?.bank_operations("Compte Maman", None).await.is_ok_and(|ops| ops.len() == 1))
+    })
+    .await?;
+    let views = bruno.client()?.bank_views().await?;
+    let states: Vec<&str> = views.iter().filter(|v| v.role == "viewer").map(|v| v.state.as_str()).collect();
+    assert_eq!(states.len(), 2);
+    assert!(states.contains(&"revoked") && states.contains(&"active"), "{states:?}");
     Ok(())
 }

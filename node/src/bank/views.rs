@@ -247,12 +247,18 @@ impl Views {
             .collect()
     }
 
-    /// A received view by id (hex) or account name.
+    /// A received view by id (hex) or account name; by name, an active
+    /// view wins over revoked ones (an account shared again after an
+    /// unshare is a new view with the same name).
     fn find_received(&self, name_or_id: &str) -> Option<&Vec<u8>> {
-        self.views.iter().find_map(|(id, (r, log))| {
-            let name = log.summary().0.map(|a| a.name.clone()).unwrap_or_else(|| r.name.clone());
-            (r.role == "viewer" && (hex::encode(id) == name_or_id || name == name_or_id)).then_some(id)
-        })
+        let matching = |active: bool| {
+            self.views.iter().find_map(|(id, (r, log))| {
+                let name = log.summary().0.map(|a| a.name.clone()).unwrap_or_else(|| r.name.clone());
+                let hit = hex::encode(id) == name_or_id || name == name_or_id;
+                (r.role == "viewer" && hit && (!active || r.state == "active")).then_some(id)
+            })
+        };
+        matching(true).or_else(|| matching(false))
     }
 
     /// The operations of a received view (`None` if there is no such view).
@@ -494,7 +500,9 @@ impl Views {
         }
     }
 
-    fn receive(&mut self, peer: &PeerId, view: &[u8], from: u64, raw: Vec<serde_bytes::ByteBuf>) -> BankResponse {
+    /// Applies pushed entries. `from` is advisory: each entry carries its
+    /// own sequence number, which is what is checked.
+    fn receive(&mut self, peer: &PeerId, view: &[u8], _from: u64, raw: Vec<serde_bytes::ByteBuf>) -> BankResponse {
         let mut entries = Vec::with_capacity(raw.len());
         for bytes in &raw {
             match Entry::from_bytes(bytes) {
@@ -505,7 +513,6 @@ impl Views {
                 }
             }
         }
-        let _ = from;
         if !self.views.contains_key(view) {
             // A new view: only its owner may offer it, to its viewer.
             let genesis_ok = matches!(
