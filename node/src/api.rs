@@ -12,7 +12,9 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::bank::{AlertAddRequest, BankShareRequest, HookRequest, ImportOptions, ImportQuery, OperationsQuery};
+use crate::bank::{
+    AlertAddRequest, AnnotateRequest, BankShareRequest, HookRequest, ImportOptions, ImportQuery, OperationsQuery,
+};
 use crate::net::{BankOp, BankReply, Command, ShareOp, ShareReply};
 use crate::views::{
     ErrorBody, InviteRequest, JoinRequest, ShareCreateRequest, ShareInviteRequest, SharePathRequest,
@@ -97,6 +99,7 @@ pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
         .route("/v1/bank/accounts", get(bank_accounts))
         .route("/v1/bank/accounts/{account}/operations", get(bank_operations))
         .route("/v1/bank/accounts/{account}/export", get(bank_export))
+        .route("/v1/bank/accounts/{account}/operations/{key}", post(bank_annotate))
         .route("/v1/bank/accounts/{account}/share", post(bank_share))
         .route("/v1/bank/accounts/{account}/unshare", post(bank_unshare))
         .route("/v1/bank/views", get(bank_views))
@@ -323,4 +326,12 @@ async fn bank_hook(State(s): State<ApiState>, Json(b): Json<HookRequest>) -> Res
 
 async fn bank_notifications(State(s): State<ApiState>) -> Result<Response, ApiError> {
     bank(&s, BankOp::Notifications).await
+}
+
+async fn bank_annotate(
+    State(s): State<ApiState>,
+    Path((account, key)): Path<(String, String)>,
+    Json(b): Json<AnnotateRequest>,
+) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Annotate { account, key, note: b.note, category: b.category, private: b.private }).await
 }

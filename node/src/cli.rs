@@ -280,6 +280,26 @@ pub enum BankCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Your private note, or a category, on one of your operations. Notes
+    /// and private categories never leave your node.
+    Note {
+        /// Account name or id.
+        account: String,
+        /// The operation's key (`bank operations ACCOUNT --json`).
+        key: String,
+        /// The note (empty to clear).
+        #[arg(long)]
+        note: Option<String>,
+        /// A category (empty to clear).
+        #[arg(long)]
+        category: Option<String>,
+        /// The category is private (not shown to viewers).
+        #[arg(long)]
+        private: bool,
+        /// The category is shown to viewers again.
+        #[arg(long, conflicts_with = "private")]
+        public: bool,
+    },
     /// Alert rules on your accounts and on the views you receive.
     Alerts {
         #[command(subcommand)]
@@ -676,6 +696,25 @@ async fn bank(client: &Client, action: BankCommand) -> Result<()> {
             }
         }
         BankCommand::Alerts { action } => alerts(client, action).await?,
+        BankCommand::Note { account, key, note, category, private, public } => {
+            let private = if private {
+                Some(true)
+            } else if public {
+                Some(false)
+            } else {
+                None
+            };
+            let request = crate::bank::AnnotateRequest { note, category, private };
+            let op = client.bank_annotate(&account, &key, &request).await?;
+            println!(
+                "{} {} {}: note {:?}, category {:?}",
+                op.date,
+                op.amount,
+                op.label,
+                op.note.unwrap_or_default(),
+                op.category.unwrap_or_default()
+            );
+        }
         BankCommand::Notifications { json } => {
             let all = client.bank_notifications().await?;
             if json {

@@ -8,7 +8,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::bank::alerts::{Hook, Notification, RuleView};
 use crate::bank::views::ViewInfo;
 use crate::bank::{
-    AccountView, AlertAddRequest, BankShareRequest, HookRequest, ImportQuery, ImportReport, OperationView,
+    AccountView, AlertAddRequest, AnnotateRequest, BankShareRequest, HookRequest, ImportQuery, ImportReport,
+    OperationView,
 };
 use crate::home::Home;
 use crate::share::{ShareStatusView, ShareView, VersionView};
@@ -225,6 +226,13 @@ impl Client {
     pub async fn bank_unshare(&self, account: &str, contact: &str) -> Result<Option<ViewInfo>> {
         let body = BankShareRequest { contact: contact.to_owned(), since: None };
         self.call(self.post(&format!("/v1/bank/accounts/{}/unshare", percent_encode(account)), &body)).await
+    }
+
+    /// `POST /v1/bank/accounts/{account}/operations/{key}`: the owner's note
+    /// and category of one operation.
+    pub async fn bank_annotate(&self, account: &str, key: &str, request: &AnnotateRequest) -> Result<OperationView> {
+        let path = format!("/v1/bank/accounts/{}/operations/{}", percent_encode(account), percent_encode(key));
+        self.call(self.post(&path, request)).await
     }
 
     /// `POST /v1/bank/alerts`.

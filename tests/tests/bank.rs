@@ -11,7 +11,7 @@ use anyhow::{anyhow, Result};
 use futures::StreamExt;
 use hearth_crdt::bank::{Body, Entry, ViewOp};
 use hearth_node::bank::alerts::Hook;
-use hearth_node::bank::{AlertAddRequest, ImportQuery};
+use hearth_node::bank::{AlertAddRequest, AnnotateRequest, ImportQuery};
 use hearth_node::net::behaviour::BankCodec;
 use hearth_node::net::codec::Wire;
 use hearth_protocol::bank::{self as wire, BankRequest, BankResponse};
@@ -219,6 +219,26 @@ async fn a_parents_account_watched_by_two_children() -> Result<()> {
         assert!(ops.iter().all(|o| o.note.is_none()));
         assert_eq!(ops[1].category.as_deref(), Some("income"), "a category that is not private is shown");
         assert_eq!(ops[0].category, None);
+    }
+
+    // The parent annotates after sharing: a private note and a private
+    // category stay home; a public category reaches the children.
+    let mine = owner.bank_operations("Compte Maman", None).await?;
+    let key_of = |label: &str| mine.iter().find(|o| o.label == label).map(|o| o.key.clone()).expect("op");
+    let private = AnnotateRequest {
+        note: Some("SECOND-SECRET-NOTE".into()),
+        category: Some("famille-privee".into()),
+        private: Some(true),
+    };
+    owner.bank_annotate("Compte Maman", &key_of("CAISSE RETRAITE"), &private).await?;
+    let public = AnnotateRequest { note: None, category: Some("pharmacy".into()), private: Some(false) };
+    owner.bank_annotate("Compte Maman", &key_of("PHARMACIE DU CENTRE"), &public).await?;
+    for child in [&alice, &bruno] {
+        eventually(SYNC, &format!("{} to see the new categories", child.name), || async {
+            let ops = child.client()?.bank_operations("Compte Maman", None).await?;
+            Ok(ops[0].category.as_deref() == Some("pharmacy") && ops[1].category.is_none())
+        })
+        .await?;
     }
 
     // Privacy: the children's databases hold every byte they ever received.

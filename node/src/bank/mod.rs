@@ -228,6 +228,18 @@ pub struct BankShareRequest {
     pub since: Option<String>,
 }
 
+/// `POST /v1/bank/accounts/{account}/operations/{key}` body: the owner's
+/// annotations (absent: unchanged; empty text: cleared).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AnnotateRequest {
+    /// Private note (never sent to viewers).
+    pub note: Option<String>,
+    /// Category.
+    pub category: Option<String>,
+    /// The category is private (never sent to viewers).
+    pub private: Option<bool>,
+}
+
 /// `POST /v1/bank/alerts` body.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AlertAddRequest {

@@ -292,3 +292,40 @@ fn resolve(
         }
     }
 }
+
+/// Sets the owner's note and category of one operation (`None` leaves a
+/// field as it is; an empty text clears it). Returns the updated operation.
+pub fn annotate(
+    store: &Store,
+    account: &str,
+    key: &str,
+    note: Option<String>,
+    category: Option<String>,
+    private: Option<bool>,
+) -> anyhow::Result<Option<Operation>> {
+    let txn = store.db().begin_write()?;
+    let updated = {
+        let mut ops = txn.open_table(BANK_OPS)?;
+        let k = op_key(account, key);
+        let current: Option<Operation> =
+            ops.get(k.as_str())?.map(|v| decode(v.value(), "bank operation")).transpose()?;
+        match current {
+            None => None,
+            Some(mut op) => {
+                if let Some(n) = note {
+                    op.note = (!n.is_empty()).then_some(n);
+                }
+                if let Some(c) = category {
+                    op.category = (!c.is_empty()).then_some(c);
+                }
+                if let Some(p) = private {
+                    op.category_private = p;
+                }
+                ops.insert(k.as_str(), encode(&op)?.as_slice())?;
+                Some(op)
+            }
+        }
+    };
+    txn.commit()?;
+    Ok(updated)
+}

@@ -401,6 +401,34 @@ impl Views {
         }
     }
 
+    /// An operation's category changed: the views of its account that show
+    /// it get the operation again as viewers may see it (a category made
+    /// private is replaced by none; notes never go).
+    pub fn on_annotate(&mut self, account: &str, op: &Operation) {
+        let signer = NodeSigner(&self.key);
+        let ids: Vec<Vec<u8>> = self
+            .views
+            .iter()
+            .filter(|(_, (r, _))| {
+                r.role == "owner"
+                    && r.state == "active"
+                    && r.account.as_deref() == Some(account)
+                    && r.since.as_ref().is_none_or(|s| op.date.to_string() >= *s)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let Some((record, log)) = self.views.get_mut(&id) else { continue };
+            let from = log.len();
+            if log.append(&signer, Body::Operations { ops: vec![view_op(op)] }).is_ok() {
+                record.held = log.len();
+                if let Err(e) = self.persist(&id, from, false) {
+                    warn!("cannot store a bank view: {e:#}");
+                }
+            }
+        }
+    }
+
     /// Stops showing `account` to `viewer`: a last, revoking entry.
     pub fn unshare(&mut self, account: &str, viewer: &PeerId) -> Result<Vec<u8>, ApiError> {
         let viewer_bytes = viewer.to_bytes();
@@ -611,10 +639,18 @@ impl Views {
                 foreign: o.original.as_ref().map(|(c, _)| c.clone()).filter(|c| *c != o.currency),
             })
         };
+        // Operations re-sent with a new category are not new.
+        let mut known = std::collections::BTreeSet::new();
+        let held_before = usize::try_from(before).unwrap_or(usize::MAX).min(log.entries_from(0).len());
+        for e in &log.entries_from(0)[..held_before] {
+            if let Body::Operations { ops } = &e.body {
+                known.extend(ops.iter().map(|o| o.key.as_str()));
+            }
+        }
         let mut added = Vec::new();
         for e in log.entries_from(before) {
             if let Body::Operations { ops } = &e.body {
-                added.extend(ops.iter().filter_map(alert_op));
+                added.extend(ops.iter().filter(|o| !known.contains(o.key.as_str())).filter_map(alert_op));
             }
         }
         let new_keys: std::collections::BTreeSet<&str> = added.iter().map(|o| o.key.as_str()).collect();

@@ -117,6 +117,8 @@ pub enum BankOp {
     Unshare { account: String, contact: String },
     /// Views received from others and written for others.
     Views,
+    /// Set the owner's note / category of an operation.
+    Annotate { account: String, key: String, note: Option<String>, category: Option<String>, private: Option<bool> },
     /// Add an alert rule.
     AlertAdd(crate::bank::AlertAddRequest),
     /// Alert rules.

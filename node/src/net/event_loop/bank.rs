@@ -175,6 +175,21 @@ impl EventLoop {
                 json(self.rule_views()?.into_iter().find(|r| r.id == rule.id))
             }
             BankOp::AlertList => json(self.rule_views()?),
+            BankOp::Annotate { account, key, note, category, private } => {
+                let record = self.account(&account)?;
+                let category_changed = category.is_some() || private.is_some();
+                let op = bank_store::annotate(&self.store, &record.account.id, &key, note, category, private)
+                    .map_err(ApiError::internal)?
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!(
+                            "no operation {key:?} in {account:?}; keys are in `hearth bank operations {account} --json`"
+                        ))
+                    })?;
+                if category_changed {
+                    self.bank_views.on_annotate(&record.account.id, &op);
+                }
+                json(OperationView::of(&op))
+            }
             BankOp::AlertRemove(id) => {
                 if !alerts::remove_rule(&self.store, id).map_err(ApiError::internal)? {
                     return Err(ApiError::not_found(format!("no alert rule {id}; see `hearth bank alerts list`")));
