@@ -84,6 +84,7 @@ fn import_list_export_reimport_with_the_cli() {
     hearth.ok(&a, &["bank", "export", "Konto", "--format", "cozy-json", "--out", out.to_str().expect("utf-8")]);
     let exported = std::fs::read_to_string(&out).expect("read");
     assert!(exported.contains("\"amount\": -99.95") && exported.contains("\"io.cozy.bank.accounts\""), "{exported}");
+    assert!(exported.contains("\"iban\": \"CH9300762011623852957\""), "{exported}");
     let imported = hearth.ok(&b, &["bank", "import", out.to_str().expect("utf-8")]);
     assert!(imported.contains("Konto (new account): 2 operation(s) added"), "{imported}");
     assert_eq!(

@@ -42,6 +42,9 @@ pub struct CozyAccount {
     /// Account number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
+    /// IBAN, when the account number is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iban: Option<String>,
     /// Checkings, Savings, ...
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
@@ -102,6 +105,15 @@ pub struct HearthFields {
     pub category_private: bool,
 }
 
+/// Two letters, two digits, then 11 to 30 letters or digits.
+fn looks_like_iban(n: &str) -> bool {
+    let b = n.as_bytes();
+    (15..=34).contains(&b.len())
+        && b[..2].iter().all(u8::is_ascii_uppercase)
+        && b[2..4].iter().all(u8::is_ascii_digit)
+        && b[4..].iter().all(u8::is_ascii_alphanumeric)
+}
+
 fn raw(amount: &Amount) -> Box<RawValue> {
     // An amount's text is always a valid JSON number.
     RawValue::from_string(amount.to_string()).unwrap_or_else(|_| RawValue::from_string("0".into()).expect("0 is JSON"))
@@ -115,6 +127,7 @@ pub fn export(account: &Account, operations: &[Operation]) -> CozyExport {
             label: account.label.clone(),
             institution: account.institution.clone(),
             number: account.number.clone(),
+            iban: account.number.clone().filter(|n| looks_like_iban(n)),
             kind: Some(account.kind.clone()),
             currency: account.currency.code().into(),
             balance: account.balance.as_ref().map(|b| raw(&b.amount)),
@@ -171,7 +184,7 @@ pub fn parse(text: &str) -> Result<Vec<KeyedStatement>, ImportError> {
         let mut statement = Statement {
             account: StatementAccount {
                 institution: a.institution.clone(),
-                number: a.number.clone(),
+                number: a.number.clone().or_else(|| a.iban.clone()),
                 kind: a.kind.clone(),
                 currency: Some(currency),
                 label: Some(a.label.clone()),
