@@ -201,10 +201,11 @@ fn cp1252(b: u8) -> char {
 pub fn detect(text: &str) -> Option<Format> {
     let head: String = text.trim_start().chars().take(4096).collect();
     let upper = head.to_ascii_uppercase();
-    if upper.starts_with("OFXHEADER") || upper.contains("<OFX>") || upper.contains("<?OFX") {
+    let markup = head.starts_with('<');
+    if upper.starts_with("OFXHEADER") || (markup && (upper.contains("<OFX>") || upper.contains("<?OFX"))) {
         return Some(Format::Ofx);
     }
-    if head.contains("camt.053") || head.contains("<BkToCstmrStmt") {
+    if markup && (head.contains("camt.053") || head.contains("<BkToCstmrStmt")) {
         return Some(Format::Camt053);
     }
     if head.starts_with('{') || head.starts_with('[') {
@@ -239,5 +240,6 @@ mod tests {
         assert_eq!(detect("{\"accounts\": []}"), Some(Format::CozyJson));
         assert_eq!(detect("<html><body>hello</body></html>"), None);
         assert_eq!(detect("just some words\nand more"), None);
+        assert_eq!(detect("# Notes\nthe bank sends camt.053 and <OFX> files\n"), None);
     }
 }
