@@ -18,7 +18,7 @@ use hearth_protocol::bank::{self as wire, BankRequest, BankResponse};
 use hearth_tests::{eventually, TestNode};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{StreamProtocol, Swarm};
 
 const SYNC: Duration = Duration::from_secs(20);
 
@@ -123,15 +123,9 @@ fn tamperer(key: libp2p::identity::Keypair) -> Result<Swarm<Tamperer>> {
         .build())
 }
 
-async fn quic_addr(node: &TestNode) -> Result<(PeerId, Multiaddr)> {
-    let status = node.client()?.status().await?;
-    let addr = status.listen_addrs.iter().find(|a| a.contains("quic")).ok_or_else(|| anyhow!("no quic address"))?;
-    Ok((status.peer_id.parse()?, addr.parse()?))
-}
-
 /// Sends `request` to `to` and returns its answer (15 s at most).
 async fn ask(s: &mut Swarm<Tamperer>, to: &TestNode, request: BankRequest) -> Result<BankResponse> {
-    let (peer, addr) = quic_addr(to).await?;
+    let (peer, addr) = to.quic_addr().await?;
     s.add_peer_address(peer, addr);
     s.behaviour_mut().bank.send_request(&peer, Wire::Msg(request));
     tokio::time::timeout(Duration::from_secs(15), async {
