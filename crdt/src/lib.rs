@@ -4,6 +4,8 @@
 //! (who may write what) live here so that the node and the simulator apply
 //! exactly the same rules.
 //!
+//! - [`bank`]: the bank view, an owner-signed hash-chained log of one
+//!   account's operations and balance, which only the owner may write.
 //! - [`doc`]: the share document (Automerge), its signed changes and the
 //!   authorisation of every remote change against the membership.
 //! - [`folder`]: the shared folder read from a document (tree + file
@@ -16,6 +18,7 @@
 //!   the share directory, and the names Hearth makes up (numbered and
 //!   conflict names).
 
+pub mod bank;
 pub mod doc;
 pub mod folder;
 pub mod names;

@@ -12,7 +12,10 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::net::{Command, ShareOp, ShareReply};
+use crate::bank::{
+    AlertAddRequest, AnnotateRequest, BankShareRequest, HookRequest, ImportOptions, ImportQuery, OperationsQuery,
+};
+use crate::net::{BankOp, BankReply, Command, ShareOp, ShareReply};
 use crate::views::{
     ErrorBody, InviteRequest, JoinRequest, ShareCreateRequest, ShareInviteRequest, SharePathRequest,
     ShareRestoreRequest, ShareRoleRequest,
@@ -89,6 +92,21 @@ pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
         .route("/v1/shares/{share}/trash", get(share_trash))
         .route("/v1/shares/{share}/versions", get(share_versions))
         .route("/v1/shares/{share}/restore", post(share_restore))
+        .route(
+            "/v1/bank/import",
+            post(bank_import).layer(axum::extract::DefaultBodyLimit::max(crate::bank::MAX_IMPORT_BYTES)),
+        )
+        .route("/v1/bank/accounts", get(bank_accounts))
+        .route("/v1/bank/accounts/{account}/operations", get(bank_operations))
+        .route("/v1/bank/accounts/{account}/export", get(bank_export))
+        .route("/v1/bank/accounts/{account}/operations/{key}", post(bank_annotate))
+        .route("/v1/bank/accounts/{account}/share", post(bank_share))
+        .route("/v1/bank/accounts/{account}/unshare", post(bank_unshare))
+        .route("/v1/bank/views", get(bank_views))
+        .route("/v1/bank/alerts", post(bank_alert_add).get(bank_alerts))
+        .route("/v1/bank/alerts/hook", post(bank_hook))
+        .route("/v1/bank/alerts/{id}", delete(bank_alert_remove))
+        .route("/v1/bank/notifications", get(bank_notifications))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
@@ -235,4 +253,85 @@ async fn share_restore(
     Json(b): Json<ShareRestoreRequest>,
 ) -> Result<Response, ApiError> {
     share(&s, ShareOp::Restore { share: id, path: b.path, version: b.version }).await
+}
+
+async fn bank(s: &ApiState, op: BankOp) -> Result<Response, ApiError> {
+    Ok(match ask(s, |reply| Command::Bank { op, reply }).await?? {
+        BankReply::Json(value) => Json(value).into_response(),
+        BankReply::JsonText(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+    })
+}
+
+async fn bank_import(
+    State(s): State<ApiState>,
+    axum::extract::Query(q): axum::extract::Query<ImportQuery>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let format = q.format.map(|f| f.parse()).transpose().map_err(ApiError::bad_request)?;
+    let options = ImportOptions { format, account: q.account, csv_preset: q.csv_preset, csv_map: q.csv_map };
+    bank(&s, BankOp::Import { bytes: body.to_vec(), options }).await
+}
+
+async fn bank_accounts(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Accounts).await
+}
+
+async fn bank_operations(
+    State(s): State<ApiState>,
+    Path(account): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<OperationsQuery>,
+) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Operations { account, since: q.since }).await
+}
+
+async fn bank_export(State(s): State<ApiState>, Path(account): Path<String>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Export { account }).await
+}
+
+async fn bank_share(
+    State(s): State<ApiState>,
+    Path(account): Path<String>,
+    Json(b): Json<BankShareRequest>,
+) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Share { account, contact: b.contact, since: b.since }).await
+}
+
+async fn bank_unshare(
+    State(s): State<ApiState>,
+    Path(account): Path<String>,
+    Json(b): Json<BankShareRequest>,
+) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Unshare { account, contact: b.contact }).await
+}
+
+async fn bank_views(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Views).await
+}
+
+async fn bank_alert_add(State(s): State<ApiState>, Json(b): Json<AlertAddRequest>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::AlertAdd(b)).await
+}
+
+async fn bank_alerts(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::AlertList).await
+}
+
+async fn bank_alert_remove(State(s): State<ApiState>, Path(id): Path<u64>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::AlertRemove(id)).await
+}
+
+async fn bank_hook(State(s): State<ApiState>, Json(b): Json<HookRequest>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::SetHook(b.hook)).await
+}
+
+async fn bank_notifications(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Notifications).await
+}
+
+async fn bank_annotate(
+    State(s): State<ApiState>,
+    Path((account, key)): Path<(String, String)>,
+    Json(b): Json<AnnotateRequest>,
+) -> Result<Response, ApiError> {
+    bank(&s, BankOp::Annotate { account, key, note: b.note, category: b.category, private: b.private }).await
 }

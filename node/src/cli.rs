@@ -83,6 +83,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ShareCommand,
     },
+    /// Bank accounts: import statements, list accounts and operations.
+    Bank {
+        #[command(subcommand)]
+        action: BankCommand,
+    },
     /// List contacts, or remove one.
     Contacts {
         #[command(subcommand)]
@@ -215,6 +220,161 @@ pub enum ShareCommand {
     },
 }
 
+/// `hearth bank ...`.
+#[derive(Debug, Subcommand)]
+pub enum BankCommand {
+    /// Import a statement: OFX/QFX, camt.053, CSV or Cozy JSON (detected).
+    /// Operations already imported are skipped; a broken file imports nothing.
+    Import {
+        /// The statement file.
+        file: PathBuf,
+        /// The account to import into (required for CSV; names a new account otherwise).
+        #[arg(long)]
+        account: Option<String>,
+        /// The file's format (default: detected): ofx, camt053, csv, cozy-json.
+        #[arg(long, value_parser = ["ofx", "qfx", "camt053", "csv", "cozy-json"])]
+        format: Option<String>,
+        /// A CSV preset: generic, generic-fr, boursorama, n26, revolut, chase.
+        #[arg(long, conflicts_with = "csv_map")]
+        csv_preset: Option<String>,
+        /// A CSV column mapping, e.g. "date=Date,label=Libellé,amount=Montant,delimiter=semicolon,decimal=comma,dates=dmy,currency_code=EUR".
+        #[arg(long)]
+        csv_map: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List bank accounts with their balance.
+    Accounts {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an account's operations (or a view's), oldest first.
+    Operations {
+        /// Account or view: name or id.
+        account: String,
+        /// Only from this day on (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an account, read-only, to a contact (its balance and operations
+    /// from --since on; later imports reach them too).
+    Share {
+        /// Account name or id.
+        account: String,
+        /// Contact name.
+        contact: String,
+        /// First day shown (YYYY-MM-DD); earlier operations are never sent.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Stop showing an account to a contact; their node drops its data.
+    Unshare {
+        /// Account name or id.
+        account: String,
+        /// Contact name.
+        contact: String,
+    },
+    /// Accounts others show you (and the ones you show).
+    Views {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Your private note, or a category, on one of your operations. Notes
+    /// and private categories never leave your node.
+    Note {
+        /// Account name or id.
+        account: String,
+        /// The operation's key (`bank operations ACCOUNT --json`).
+        key: String,
+        /// The note (empty to clear).
+        #[arg(long)]
+        note: Option<String>,
+        /// A category (empty to clear).
+        #[arg(long)]
+        category: Option<String>,
+        /// The category is private (not shown to viewers).
+        #[arg(long)]
+        private: bool,
+        /// The category is shown to viewers again.
+        #[arg(long, conflicts_with = "private")]
+        public: bool,
+    },
+    /// Alert rules on your accounts and on the views you receive.
+    Alerts {
+        #[command(subcommand)]
+        action: AlertsCommand,
+    },
+    /// Alerts raised so far (each once), oldest first.
+    Notifications {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an account and its operations in another format.
+    Export {
+        /// Account name or id.
+        account: String,
+        /// Output format.
+        #[arg(long, value_parser = ["cozy-json"], default_value = "cozy-json")]
+        format: String,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `hearth bank alerts ...`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Add a rule: large-debit AMOUNT, low-balance AMOUNT, new-payee,
+    /// busy-day N, foreign. It looks at operations from today (or --from) on.
+    Add {
+        /// Account or view: name or id.
+        on: String,
+        /// The rule.
+        #[arg(value_parser = ["large-debit", "low-balance", "new-payee", "busy-day", "foreign"])]
+        rule: String,
+        /// Its amount (large-debit, low-balance) or count (busy-day).
+        value: Option<String>,
+        /// Notifications do not show amounts (for lock screens).
+        #[arg(long)]
+        hide_amounts: bool,
+        /// Watch operations from this day on (YYYY-MM-DD; default today).
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// List the rules.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a rule.
+    Remove {
+        /// Rule id from `alerts list`.
+        id: u64,
+    },
+    /// Hand every new alert to a command (JSON on stdin, the message in
+    /// $HEARTH_ALERT_MESSAGE) or POST it to a loopback URL.
+    Hook {
+        /// A shell command.
+        #[arg(long, conflicts_with_all = ["url", "none"])]
+        command: Option<String>,
+        /// An http:// URL on this machine.
+        #[arg(long, conflicts_with = "none")]
+        url: Option<String>,
+        /// Remove the hook.
+        #[arg(long)]
+        none: bool,
+    },
+}
+
 /// `hearth contacts ...`.
 #[derive(Debug, Subcommand)]
 pub enum ContactsCommand {
@@ -316,6 +476,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("paired with {} ({}); you are now each other's contact", contact.name, contact.peer_id);
         }
         Command::Share { action } => share(&Client::from_home(&home)?, action).await?,
+        Command::Bank { action } => bank(&Client::from_home(&home)?, action).await?,
         Command::Contacts { action: None, json } => {
             let contacts = Client::from_home(&home)?.contacts().await?;
             if json {
@@ -458,6 +619,182 @@ async fn share(client: &Client, action: ShareCommand) -> Result<()> {
             let bytes = client.share_doc(&share).await?;
             crate::home::write_atomic(&out, &bytes, false)?;
             println!("wrote {} bytes to {}", bytes.len(), out.display());
+        }
+    }
+    Ok(())
+}
+
+async fn bank(client: &Client, action: BankCommand) -> Result<()> {
+    match action {
+        BankCommand::Import { file, account, format, csv_preset, csv_map, json } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let query = crate::bank::ImportQuery { format, account, csv_preset, csv_map };
+            let report = client.bank_import(bytes, &query).await?;
+            if json {
+                return print_json(&report);
+            }
+            for a in &report.accounts {
+                println!(
+                    "{}{}: {} operation(s) added, {} already known; balance {}",
+                    a.name,
+                    if a.created { " (new account)" } else { "" },
+                    a.added,
+                    a.duplicates,
+                    a.balance.as_deref().unwrap_or("unknown")
+                );
+            }
+        }
+        BankCommand::Accounts { json } => {
+            let accounts = client.bank_accounts().await?;
+            if json {
+                return print_json(&accounts);
+            }
+            if accounts.is_empty() {
+                println!("no bank accounts yet: `hearth bank import FILE`");
+                return Ok(());
+            }
+            println!("{:<18} {:<24} {:>14} {:<4} {:>6}  AS OF", "ID", "NAME", "BALANCE", "CUR", "OPS");
+            for a in accounts {
+                println!(
+                    "{:<18} {:<24} {:>14} {:<4} {:>6}  {}",
+                    a.id,
+                    a.name,
+                    a.balance.unwrap_or_default(),
+                    a.currency,
+                    a.operations,
+                    a.balance_date.or(a.balance_source).unwrap_or_default()
+                );
+            }
+        }
+        BankCommand::Operations { account, since, json } => {
+            let ops = client.bank_operations(&account, since.as_deref()).await?;
+            if json {
+                return print_json(&ops);
+            }
+            for o in ops {
+                println!("{}  {:>12} {}  {}", o.date, o.amount, o.currency, o.label);
+            }
+        }
+        BankCommand::Share { account, contact, since } => {
+            client.bank_share(&account, &contact, since.as_deref()).await?;
+            let from = since.map(|s| format!(" from {s} on")).unwrap_or_default();
+            println!("{account} is now shown read-only to {contact}{from}; stop with `hearth bank unshare {account} {contact}`");
+        }
+        BankCommand::Unshare { account, contact } => {
+            client.bank_unshare(&account, &contact).await?;
+            println!("{account} is no longer shown to {contact}; their node drops its data");
+        }
+        BankCommand::Views { json } => {
+            let views = client.bank_views().await?;
+            if json {
+                return print_json(&views);
+            }
+            if views.is_empty() {
+                println!("no bank views: nobody shows you an account, and you show none");
+                return Ok(());
+            }
+            println!(
+                "{:<34} {:<22} {:<7} {:<16} {:<8} {:>14} {:<4} {:>6}",
+                "ID", "NAME", "ROLE", "WITH", "STATE", "BALANCE", "CUR", "OPS"
+            );
+            for v in views {
+                println!(
+                    "{:<34} {:<22} {:<7} {:<16} {:<8} {:>14} {:<4} {:>6}",
+                    v.id,
+                    v.name,
+                    v.role,
+                    v.contact.unwrap_or(v.peer),
+                    v.state,
+                    v.balance.unwrap_or_default(),
+                    v.currency.unwrap_or_default(),
+                    v.operations
+                );
+            }
+        }
+        BankCommand::Alerts { action } => alerts(client, action).await?,
+        BankCommand::Note { account, key, note, category, private, public } => {
+            let private = if private {
+                Some(true)
+            } else if public {
+                Some(false)
+            } else {
+                None
+            };
+            let request = crate::bank::AnnotateRequest { note, category, private };
+            let op = client.bank_annotate(&account, &key, &request).await?;
+            println!(
+                "{} {} {}: note {:?}, category {:?}",
+                op.date,
+                op.amount,
+                op.label,
+                op.note.unwrap_or_default(),
+                op.category.unwrap_or_default()
+            );
+        }
+        BankCommand::Notifications { json } => {
+            let all = client.bank_notifications().await?;
+            if json {
+                return print_json(&all);
+            }
+            if all.is_empty() {
+                println!("no alerts so far");
+            }
+            for n in all {
+                println!("{}  {}", n.date, n.message);
+            }
+        }
+        BankCommand::Export { account, format: _, out } => {
+            let text = client.bank_export(&account).await?;
+            match out {
+                Some(path) => {
+                    crate::home::write_atomic(&path, text.as_bytes(), false)?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => println!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn alerts(client: &Client, action: AlertsCommand) -> Result<()> {
+    use crate::bank::alerts::Hook;
+    match action {
+        AlertsCommand::Add { on, rule, value, hide_amounts, from } => {
+            let request = crate::bank::AlertAddRequest { on, rule, value, hide_amounts, from };
+            if let Some(r) = client.bank_alert_add(&request).await? {
+                println!("rule {}: {} on {} (operations from {} on)", r.id, r.rule, r.on, r.from);
+            }
+        }
+        AlertsCommand::List { json } => {
+            let rules = client.bank_alerts().await?;
+            if json {
+                return print_json(&rules);
+            }
+            if rules.is_empty() {
+                println!("no alert rules: `hearth bank alerts add ACCOUNT-OR-VIEW large-debit 500`");
+            }
+            for r in rules {
+                let hidden = if r.hide_amounts { "  (amounts hidden)" } else { "" };
+                println!("{:>3}  {:<7} {:<24} {:<22} from {}{hidden}", r.id, r.target_kind, r.on, r.rule, r.from);
+            }
+        }
+        AlertsCommand::Remove { id } => {
+            client.bank_alert_remove(id).await?;
+            println!("removed rule {id}");
+        }
+        AlertsCommand::Hook { command, url, none } => {
+            let hook = match (command, url, none) {
+                (Some(command), _, _) => Some(Hook::Command { command }),
+                (None, Some(url), _) => Some(Hook::Url { url }),
+                (None, None, true) => None,
+                (None, None, false) => anyhow::bail!("give --command CMD, --url URL or --none"),
+            };
+            match client.bank_set_hook(hook).await? {
+                Some(Hook::Command { command }) => println!("new alerts will be handed to: {command}"),
+                Some(Hook::Url { url }) => println!("new alerts will be POSTed to {url}"),
+                None => println!("no alert hook"),
+            }
         }
     }
     Ok(())

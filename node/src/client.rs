@@ -5,6 +5,12 @@
 use anyhow::{anyhow, Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::bank::alerts::{Hook, Notification, RuleView};
+use crate::bank::views::ViewInfo;
+use crate::bank::{
+    AccountView, AlertAddRequest, AnnotateRequest, BankShareRequest, HookRequest, ImportQuery, ImportReport,
+    OperationView,
+};
 use crate::home::Home;
 use crate::share::{ShareStatusView, ShareView, VersionView};
 use crate::views::{
@@ -179,6 +185,114 @@ impl Client {
             return Err(anyhow!(body.map(|b| b.error).unwrap_or_else(|| "cannot read the document".into())));
         }
         Ok(response.bytes().await?.to_vec())
+    }
+}
+
+impl Client {
+    /// `POST /v1/bank/import` with the file's bytes.
+    pub async fn bank_import(&self, bytes: Vec<u8>, query: &ImportQuery) -> Result<ImportReport> {
+        let pairs = [
+            ("format", &query.format),
+            ("account", &query.account),
+            ("csv_preset", &query.csv_preset),
+            ("csv_map", &query.csv_map),
+        ];
+        let request = self
+            .http
+            .post(format!("{}/v1/bank/import{}", self.base, query_string(&pairs)))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        self.call(request).await
+    }
+
+    /// `GET /v1/bank/accounts`.
+    pub async fn bank_accounts(&self) -> Result<Vec<AccountView>> {
+        self.call(self.get("/v1/bank/accounts")).await
+    }
+
+    /// `GET /v1/bank/accounts/{account}/operations[?since=DATE]`.
+    pub async fn bank_operations(&self, account: &str, since: Option<&str>) -> Result<Vec<OperationView>> {
+        let since = since.map(str::to_owned);
+        let url = format!(
+            "{}/v1/bank/accounts/{}/operations{}",
+            self.base,
+            percent_encode(account),
+            query_string(&[("since", &since)])
+        );
+        self.call(self.http.get(url)).await
+    }
+
+    /// `POST /v1/bank/accounts/{account}/share`.
+    pub async fn bank_share(&self, account: &str, contact: &str, since: Option<&str>) -> Result<Option<ViewInfo>> {
+        let body = BankShareRequest { contact: contact.to_owned(), since: since.map(str::to_owned) };
+        self.call(self.post(&format!("/v1/bank/accounts/{}/share", percent_encode(account)), &body)).await
+    }
+
+    /// `POST /v1/bank/accounts/{account}/unshare`.
+    pub async fn bank_unshare(&self, account: &str, contact: &str) -> Result<Option<ViewInfo>> {
+        let body = BankShareRequest { contact: contact.to_owned(), since: None };
+        self.call(self.post(&format!("/v1/bank/accounts/{}/unshare", percent_encode(account)), &body)).await
+    }
+
+    /// `POST /v1/bank/accounts/{account}/operations/{key}`: the owner's note
+    /// and category of one operation.
+    pub async fn bank_annotate(&self, account: &str, key: &str, request: &AnnotateRequest) -> Result<OperationView> {
+        let path = format!("/v1/bank/accounts/{}/operations/{}", percent_encode(account), percent_encode(key));
+        self.call(self.post(&path, request)).await
+    }
+
+    /// `POST /v1/bank/alerts`.
+    pub async fn bank_alert_add(&self, request: &AlertAddRequest) -> Result<Option<RuleView>> {
+        self.call(self.post("/v1/bank/alerts", request)).await
+    }
+
+    /// `GET /v1/bank/alerts`.
+    pub async fn bank_alerts(&self) -> Result<Vec<RuleView>> {
+        self.call(self.get("/v1/bank/alerts")).await
+    }
+
+    /// `DELETE /v1/bank/alerts/{id}`.
+    pub async fn bank_alert_remove(&self, id: u64) -> Result<serde_json::Value> {
+        self.call(self.http.delete(format!("{}/v1/bank/alerts/{id}", self.base))).await
+    }
+
+    /// `POST /v1/bank/alerts/hook`.
+    pub async fn bank_set_hook(&self, hook: Option<Hook>) -> Result<Option<Hook>> {
+        self.call(self.post("/v1/bank/alerts/hook", &HookRequest { hook })).await
+    }
+
+    /// `GET /v1/bank/notifications`.
+    pub async fn bank_notifications(&self) -> Result<Vec<Notification>> {
+        self.call(self.get("/v1/bank/notifications")).await
+    }
+
+    /// `GET /v1/bank/views`: views received (and written).
+    pub async fn bank_views(&self) -> Result<Vec<ViewInfo>> {
+        self.call(self.get("/v1/bank/views")).await
+    }
+
+    /// `GET /v1/bank/accounts/{account}/export`: the Cozy Banks shape, as
+    /// JSON text (its amounts are exact decimals; parsing them as floats
+    /// would round them).
+    pub async fn bank_export(&self, account: &str) -> Result<String> {
+        let url = format!("{}/v1/bank/accounts/{}/export", self.base, percent_encode(account));
+        let response = self.http.get(url).bearer_auth(&self.token).send().await?;
+        if !response.status().is_success() {
+            let body: Option<ErrorBody> = response.json().await.ok();
+            return Err(anyhow!(body.map(|b| b.error).unwrap_or_else(|| "cannot export the account".into())));
+        }
+        Ok(response.text().await?)
+    }
+}
+
+/// `?k=v&...` of the pairs that have a value, percent-encoded.
+fn query_string(pairs: &[(&str, &Option<String>)]) -> String {
+    let parts: Vec<String> =
+        pairs.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", percent_encode(v)))).collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
     }
 }
 

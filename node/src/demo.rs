@@ -28,6 +28,7 @@ pub async fn run(dir: Option<PathBuf>, keep_running: bool) -> Result<()> {
     println!("== Hearth demo in {}", dir.display());
     let (nodes, clients) = family(&dir).await?;
     shared_folder(&dir, &clients).await?;
+    parent_account(&dir, &clients).await?;
 
     if keep_running {
         println!("\nThe nodes keep running. Try for example:");
@@ -85,6 +86,102 @@ pub async fn shared_folder(dir: &Path, clients: &[Client]) -> Result<()> {
         println!("   {:<8} {:<11} {}", m.name, m.role, if m.online { "online" } else { "offline" });
     }
     println!("   {} file(s), {} folder(s), {} conflict(s)", status.files, status.folders, status.conflicts.len());
+    Ok(())
+}
+
+/// An OFX 1.x statement of the parent's account, as her bank would send it.
+fn statement(txns: &[(&str, &str, &str, &str)], balance: &str, asof: &str) -> String {
+    let mut s = String::from(
+        "OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\nCHARSET:1252\n\n<OFX><BANKMSGSRSV1><STMTTRNRS><STMTRS>\
+         <CURDEF>EUR<BANKACCTFROM><BANKID>30004<ACCTID>00012345678<ACCTTYPE>CHECKING</BANKACCTFROM><BANKTRANLIST>\n",
+    );
+    for (fitid, date, amount, name) in txns {
+        s += &format!("<STMTTRN><TRNTYPE>OTHER<DTPOSTED>{date}<TRNAMT>{amount}<FITID>{fitid}<NAME>{name}</STMTTRN>\n");
+    }
+    s += &format!("</BANKTRANLIST><LEDGERBAL><BALAMT>{balance}<DTASOF>{asof}</LEDGERBAL></STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>\n");
+    s
+}
+
+/// Use case 2: an elderly parent's account watched by her two children.
+/// Alice imports her bank statement and shows the account, read-only, to
+/// bob and carol; they set alerts; a suspicious debit raises them.
+pub async fn parent_account(dir: &Path, clients: &[Client]) -> Result<()> {
+    use crate::bank::alerts::Hook;
+    use crate::bank::{AlertAddRequest, ImportQuery};
+    let (alice, bob, carol) = (&clients[0], &clients[1], &clients[2]);
+    println!("\n== 3. Bank view: alice (the parent) shows her account to bob and carol, read-only");
+    let january = statement(
+        &[
+            ("J1", "20240103", "-23.60", "PHARMACIE DU CENTRE"),
+            ("J2", "20240108", "1450.00", "CAISSE DE RETRAITE"),
+            ("J3", "20240115", "-64.99", "EDF"),
+        ],
+        "2361.41",
+        "20240131",
+    );
+    let file = dir.join("alice-january.ofx");
+    std::fs::write(&file, &january)?;
+    let query = ImportQuery { account: Some("Compte courant".into()), ..Default::default() };
+    let report = alice.bank_import(january.into_bytes(), &query).await?;
+    println!("alice$ hearth bank import {} --account \"Compte courant\"", file.display());
+    for a in &report.accounts {
+        println!("   -> {}: {} operations, balance {}", a.name, a.added, a.balance.as_deref().unwrap_or("?"));
+    }
+    for child in ["bob", "carol"] {
+        alice.bank_share("Compte courant", child, Some("2024-01-01")).await?;
+        println!("alice$ hearth bank share \"Compte courant\" {child} --since 2024-01-01");
+    }
+    for (client, name) in [(bob, "bob"), (carol, "carol")] {
+        wait(
+            || async { Ok(client.bank_views().await?.iter().any(|v| v.role == "viewer" && v.operations == 3)) },
+            "the view to reach the children",
+        )
+        .await?;
+        let v = client.bank_views().await?.into_iter().find(|v| v.role == "viewer").context("no view")?;
+        println!(
+            "{name}$ hearth bank views   -> {:?} from {}: balance {} {}, {} operations",
+            v.name,
+            v.contact.unwrap_or_default(),
+            v.balance.unwrap_or_default(),
+            v.currency.unwrap_or_default(),
+            v.operations
+        );
+    }
+    let rule = |rule: &str, value: &str, hide: bool| AlertAddRequest {
+        on: "Compte courant".into(),
+        rule: rule.into(),
+        value: Some(value.into()),
+        hide_amounts: hide,
+        from: Some("2024-01-01".into()),
+    };
+    bob.bank_alert_add(&rule("large-debit", "1000", false)).await?;
+    println!("bob$ hearth bank alerts add \"Compte courant\" large-debit 1000");
+    carol.bank_alert_add(&rule("low-balance", "500", true)).await?;
+    println!("carol$ hearth bank alerts add \"Compte courant\" low-balance 500 --hide-amounts");
+    let inbox = dir.join("bob-alerts.jsonl");
+    let command = format!("cat >> '{}'; echo >> '{}'", inbox.display(), inbox.display());
+    bob.bank_set_hook(Some(Hook::Command { command })).await?;
+    println!("bob$ hearth bank alerts hook --command 'cat >> {}'   (could send an email)", inbox.display());
+
+    let february = statement(
+        &[("F1", "20240202", "-1950.00", "VIREMENT M. INCONNU"), ("F2", "20240205", "-12.40", "BOULANGERIE")],
+        "399.01",
+        "20240205",
+    );
+    alice.bank_import(february.into_bytes(), &query).await?;
+    println!("\nalice imports February: a transfer of 1950.00 EUR to someone nobody knows");
+    for (client, name) in [(bob, "bob"), (carol, "carol")] {
+        wait(|| async { Ok(!client.bank_notifications().await?.is_empty()) }, "the alerts").await?;
+        for n in client.bank_notifications().await? {
+            println!("{name}$ hearth bank notifications   -> {}  {}", n.date, n.message);
+        }
+    }
+    wait(|| async { Ok(inbox.is_file()) }, "bob's alert hook").await?;
+    println!("   -> bob's hook received it too: {}", inbox.display());
+    println!("bob$ hearth bank operations \"Compte courant\"");
+    for o in bob.bank_operations("Compte courant", None).await? {
+        println!("   {}  {:>9} {}  {}", o.date, o.amount, o.currency, o.label);
+    }
     Ok(())
 }
 

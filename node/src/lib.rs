@@ -7,12 +7,14 @@
 //!   and the event loop that owns it, gates strangers and runs pairing.
 //! - [`blobs`]: file contents as verified, content-addressed chunks on disk.
 //! - [`share`]: shared folders: share records, signed documents, sync.
+//! - [`bank`]: bank statement importers, accounts and operations.
 //! - [`api`]: the axum HTTP API on 127.0.0.1, bearer-token protected.
 //! - [`client`], [`cli`]: the `hearth` command line, a client of the API.
 //! - [`node`]: start and stop a node (used by `hearth up` and by tests).
 //! - [`demo`]: `hearth demo`, several local nodes showing the use cases.
 
 pub mod api;
+pub mod bank;
 pub mod blobs;
 pub mod cli;
 pub mod client;

@@ -107,7 +107,14 @@ fn the_demo_runs_the_use_cases_end_to_end() {
         .expect("run hearth demo");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    for step in ["paired with alice", "the folder is on every disk", "alice's copy now reads", "Demo finished"] {
+    for step in [
+        "paired with alice",
+        "the folder is on every disk",
+        "alice's copy now reads",
+        "large debit of 1950.00 EUR (VIREMENT M. INCONNU)",
+        "the balance fell below the threshold",
+        "Demo finished",
+    ] {
         assert!(text.contains(step), "missing {step:?} in:\n{text}");
     }
     assert!(dir.path().join("carol-Family/Recipes/crepes.txt").is_file());

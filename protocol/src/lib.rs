@@ -3,7 +3,7 @@
 //! This crate owns everything two Hearth nodes must agree on byte for byte:
 //! the invitation token ([`token`]), the framing of application messages
 //! ([`frame`]), and the state machines of the protocols that run over those
-//! frames ([`pairing`], [`contact`], [`share`]). It performs no IO: no sockets, no
+//! frames ([`pairing`], [`contact`], [`share`], [`bank`]). It performs no IO: no sockets, no
 //! clock, no randomness of its own. Time arrives as Unix seconds and secrets
 //! as bytes, so the node (real QUIC) and the simulator (virtual network) drive
 //! exactly the same code. The normative description is `spec/` at the
@@ -12,6 +12,7 @@
 //! `/hearth/blob/1`, the fetch planner).
 #![deny(clippy::unwrap_used)]
 
+pub mod bank;
 pub mod blob;
 pub mod contact;
 pub mod frame;

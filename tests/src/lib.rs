@@ -114,6 +114,14 @@ impl TestNode {
         self.home.root().to_path_buf()
     }
 
+    /// The running node's peer id and QUIC address, for raw swarms that dial it.
+    pub async fn quic_addr(&self) -> Result<(libp2p::PeerId, libp2p::Multiaddr)> {
+        let status = self.client()?.status().await?;
+        let addr = status.listen_addrs.iter().find(|a| a.contains("quic"));
+        let addr = addr.ok_or_else(|| anyhow::anyhow!("{} has no QUIC address", self.name))?;
+        Ok((status.peer_id.parse()?, addr.parse()?))
+    }
+
     /// Makes an invitation and has `joiner` redeem it.
     pub async fn pair_with(&self, joiner: &TestNode) -> Result<ContactView> {
         let token = self.client()?.invite(None).await?.token;

@@ -16,7 +16,7 @@ use hearth_protocol::token::Invitation;
 use hearth_tests::{log_lines_with, TestNode};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{StreamProtocol, Swarm};
 
 /// Writes raw bytes as a request and reads the whole answer: lets the test
 /// send frames the real codec would never produce.
@@ -103,12 +103,6 @@ fn stranger() -> Result<Swarm<Stranger>> {
         .build())
 }
 
-async fn quic_addr(node: &TestNode) -> Result<(PeerId, Multiaddr)> {
-    let status = node.client()?.status().await?;
-    let addr = status.listen_addrs.iter().find(|a| a.contains("quic")).ok_or_else(|| anyhow!("no quic address"))?;
-    Ok((status.peer_id.parse()?, addr.parse()?))
-}
-
 /// Drives the swarm until `pick` returns a value, for at most 15 s.
 async fn until<T>(
     swarm: &mut Swarm<Stranger>,
@@ -156,7 +150,7 @@ fn raw_answer(e: &SwarmEvent<StrangerEvent>) -> Option<Result<Vec<u8>, String>> 
 async fn a_stranger_gets_nothing_and_changes_nothing() -> Result<()> {
     let alice = TestNode::start_new("alice").await?;
     let bob = TestNode::start_new("bob").await?;
-    let (alice_id, alice_addr) = quic_addr(&alice).await?;
+    let (alice_id, alice_addr) = alice.quic_addr().await?;
     let mut s = stranger()?;
     let me = s.local_peer_id().to_string();
     s.dial(alice_addr.clone().with(libp2p::multiaddr::Protocol::P2p(alice_id)))?;

@@ -2,13 +2,13 @@
 //!
 //! Infrastructure protocols (identify, ping, mDNS) run with any peer; the
 //! application protocols (`/hearth/pair/1`, `/hearth/contact/1`,
-//! `/hearth/share/1`) are gated in
+//! `/hearth/share/1`, `/hearth/bank/1`, `/hearth/blob/1`) are gated in
 //! the event loop: pairing answers anyone but accepts only a valid invitation,
 //! everything else answers contacts only.
 
 use std::time::Duration;
 
-use hearth_protocol::{blob, contact, pairing, share};
+use hearth_protocol::{bank, blob, contact, pairing, share};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
@@ -23,6 +23,9 @@ pub type ContactCodec = FrameCodec<contact::Hello, contact::HelloResponse>;
 
 /// Codec of `/hearth/share/1`.
 pub type ShareCodec = FrameCodec<share::ShareRequest, share::ShareResponse>;
+
+/// Codec of `/hearth/bank/1`.
+pub type BankCodec = FrameCodec<bank::BankRequest, bank::BankResponse>;
 
 /// Codec of `/hearth/blob/1`.
 pub type BlobCodec = FrameCodec<blob::Get, blob::Response>;
@@ -47,6 +50,8 @@ pub struct Behaviour {
     pub share: request_response::Behaviour<ShareCodec>,
     /// Content-addressed chunks, served to share members.
     pub blob: request_response::Behaviour<BlobCodec>,
+    /// Read-only bank views: the owner's signed log entries.
+    pub bank: request_response::Behaviour<BankCodec>,
 }
 
 impl Behaviour {
@@ -75,6 +80,11 @@ impl Behaviour {
             share: request_response::Behaviour::with_codec(
                 ShareCodec::new(share::MAX_MESSAGE),
                 [(StreamProtocol::new(share::PROTOCOL), ProtocolSupport::Full)],
+                rr_config.clone(),
+            ),
+            bank: request_response::Behaviour::with_codec(
+                BankCodec::new(bank::MAX_MESSAGE),
+                [(StreamProtocol::new(bank::PROTOCOL), ProtocolSupport::Full)],
                 rr_config.clone(),
             ),
             blob: request_response::Behaviour::with_codec(

@@ -53,6 +53,13 @@ pub enum Command {
         /// Answer.
         reply: oneshot::Sender<Result<ShareReply, ApiError>>,
     },
+    /// A bank operation.
+    Bank {
+        /// What to do.
+        op: BankOp,
+        /// Answer.
+        reply: oneshot::Sender<Result<BankReply, ApiError>>,
+    },
     /// Remove a contact by name or peer id.
     RemoveContact {
         /// Name or peer id.
@@ -91,6 +98,47 @@ pub enum ShareOp {
     Versions { share: String, path: String },
     /// Restore a deleted entry and/or an older version.
     Restore { share: String, path: String, version: Option<usize> },
+}
+
+/// Bank operations of the API (`ACCOUNT` is a name or an id).
+#[derive(Debug)]
+pub enum BankOp {
+    /// Import a statement file (its bytes).
+    Import { bytes: Vec<u8>, options: crate::bank::ImportOptions },
+    /// Accounts.
+    Accounts,
+    /// One account's operations, from a day on.
+    Operations { account: String, since: Option<String> },
+    /// One account in the Cozy Banks shape.
+    Export { account: String },
+    /// Show an account read-only to a contact.
+    Share { account: String, contact: String, since: Option<String> },
+    /// Stop showing an account to a contact.
+    Unshare { account: String, contact: String },
+    /// Views received from others and written for others.
+    Views,
+    /// Set the owner's note / category of an operation.
+    Annotate { account: String, key: String, note: Option<String>, category: Option<String>, private: Option<bool> },
+    /// Add an alert rule.
+    AlertAdd(crate::bank::AlertAddRequest),
+    /// Alert rules.
+    AlertList,
+    /// Remove an alert rule.
+    AlertRemove(u64),
+    /// Set (or remove) the hook.
+    SetHook(Option<crate::bank::alerts::Hook>),
+    /// Triggered alerts.
+    Notifications,
+}
+
+/// The answer to a [`BankOp`].
+#[derive(Debug)]
+pub enum BankReply {
+    /// A JSON view.
+    Json(serde_json::Value),
+    /// JSON text to send as is (exports: their amounts are exact decimal
+    /// numbers, which a `serde_json::Value` would turn into floats).
+    JsonText(String),
 }
 
 /// The answer to a [`ShareOp`].

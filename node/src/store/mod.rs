@@ -18,7 +18,8 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub use tables::{ContactRecord, ListenPorts, Origin, ShareRecord};
 use tables::{
-    CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_DOC_INCREMENTS, SHARE_INDEX, SHARE_SIGS,
+    BANK_ACCOUNTS, BANK_ALERT_RULES, BANK_NOTIFICATIONS, BANK_OPS, BANK_VIEWS, BANK_VIEW_LOG, CONTACTS, INVITATIONS,
+    META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_DOC_INCREMENTS, SHARE_INDEX, SHARE_SIGS,
 };
 
 /// Signatures of a share document's changes: (change hash, signature).
@@ -57,11 +58,11 @@ pub struct Store {
     db: Database,
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     to_cbor(value).map_err(|e| anyhow::anyhow!("cannot encode a record: {e}"))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     from_cbor(bytes).map_err(|e| anyhow::anyhow!("the stored {what} is corrupted: {e}"))
 }
 
@@ -97,12 +98,24 @@ impl Store {
             txn.open_table(SHARE_SIGS)?;
             txn.open_table(SHARE_INDEX)?;
             txn.open_table(SHARE_DOC_INCREMENTS)?;
+            // Also in 2: the bank tables, created empty.
+            txn.open_table(BANK_ACCOUNTS)?;
+            txn.open_table(BANK_OPS)?;
+            txn.open_table(BANK_VIEWS)?;
+            txn.open_table(BANK_ALERT_RULES)?;
+            txn.open_table(BANK_NOTIFICATIONS)?;
+            txn.open_table(BANK_VIEW_LOG)?;
             if version != SCHEMA_VERSION {
                 meta.insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
             }
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// The database, for the modules that own tables of their own (`bank`).
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
     }
 
     /// All contacts, ordered by peer id bytes.

@@ -43,6 +43,32 @@ pub const SHARE_SIGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shar
 /// Key: share id. Value: CBOR of `share::fs::Index`.
 pub const SHARE_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("share-index-1");
 
+/// Bank accounts owned by this node (schema 2). Key: account id (16 hex
+/// digits). Value: CBOR of `bank::model::Account`.
+pub const BANK_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("bank-accounts-1");
+
+/// Bank operations (schema 2). Key: `account id \0 dedup key`, so that a
+/// re-imported operation is found with one lookup and one account's
+/// operations are a range (sorted by date when read). Value: CBOR of
+/// `bank::model::Operation`.
+pub const BANK_OPS: TableDefinition<&str, &[u8]> = TableDefinition::new("bank-ops-1");
+
+/// Bank views this node writes (owner) or receives (viewer) (schema 2).
+/// Key: the 16-byte view id. Value: CBOR of `bank::views::ViewRecord`.
+pub const BANK_VIEWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bank-views-1");
+
+/// The entries of each view's signed log (schema 2). Key: view id (16) +
+/// sequence number (8, big-endian). Value: CBOR of `hearth_crdt::bank::Entry`.
+pub const BANK_VIEW_LOG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bank-view-log-1");
+
+/// Alert rules on accounts and views (schema 2). Key: rule id. Value: CBOR
+/// of `bank::alerts::Rule`.
+pub const BANK_ALERT_RULES: TableDefinition<u64, &[u8]> = TableDefinition::new("bank-alert-rules-1");
+
+/// Triggered alerts, each recorded once (schema 2). Key: the notification
+/// id (rule id + what triggered it). Value: CBOR of `bank::alerts::Notification`.
+pub const BANK_NOTIFICATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("bank-notifications-1");
+
 /// How a contact came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::behaviour::BehaviourEvent;
+mod bank;
 mod fetch;
 mod share;
 mod watch;
@@ -92,6 +93,10 @@ pub struct EventLoop {
     watch: watch::Watch,
     /// Shares with completed downloads not yet written to disk.
     pending_writes: std::collections::BTreeSet<Vec<u8>>,
+    /// Bank views, written and received.
+    bank_views: crate::bank::views::Views,
+    /// Bank requests in flight, with the view they are about.
+    bank_requests: HashMap<OutboundRequestId, Vec<u8>>,
 }
 
 impl EventLoop {
@@ -103,6 +108,7 @@ impl EventLoop {
         api_addr: String,
         commands: mpsc::Receiver<Command>,
         shares: Shares,
+        bank_views: crate::bank::views::Views,
     ) -> Self {
         let local = *swarm.local_peer_id();
         Self {
@@ -127,6 +133,8 @@ impl EventLoop {
             chunk_batch_bytes: 0,
             watch: watch::Watch::new(),
             pending_writes: Default::default(),
+            bank_views,
+            bank_requests: HashMap::new(),
         }
     }
 
@@ -284,6 +292,7 @@ impl EventLoop {
                 let _ = reply.send(result);
             }
             Command::Share { op, reply } => self.on_share_command(op, reply),
+            Command::Bank { op, reply } => self.on_bank_command(op, reply),
             Command::RemoveContact { name, reply } => {
                 let _ = reply.send(self.remove_contact(&name));
             }
@@ -507,6 +516,7 @@ impl EventLoop {
             BehaviourEvent::Contact(event) => self.on_contact_event(event),
             BehaviourEvent::Share(event) => self.on_share_event(event),
             BehaviourEvent::Blob(event) => self.on_blob_event(event),
+            BehaviourEvent::Bank(event) => self.on_bank_event(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
                 if self.contact(&peer_id).is_some() =>
             {
@@ -686,6 +696,7 @@ impl EventLoop {
                     // (one of the two may be lost when both dial at once).
                     let out = self.shares.on_contact_online(&peer);
                     self.send_share(out);
+                    self.bank_contact_online(&peer);
                 }
             }
             Event::Message { peer, message: Message::Response { response, .. }, .. } => match response {
@@ -695,6 +706,7 @@ impl EventLoop {
                     // Mutual contacts now: catch up on shares.
                     let out = self.shares.on_contact_online(&peer);
                     self.send_share(out);
+                    self.bank_contact_online(&peer);
                 }
                 HelloResponse::Refused { message } => {
                     let name = self.contact(&peer).map(|c| c.name).unwrap_or_default();
@@ -732,6 +744,7 @@ impl EventLoop {
         self.write_pending();
         self.retry_unavailable();
         self.drive_fetches();
+        self.push_bank_views();
         let grace = Duration::from_secs(self.config.stranger_grace_secs);
         let expired: Vec<PeerId> =
             self.strangers.iter().filter(|(_, since)| now.duration_since(**since) > grace).map(|(p, _)| *p).collect();

@@ -64,7 +64,7 @@ impl EventLoop {
     }
 
     /// A contact's peer id from its local name (or peer id text).
-    fn contact_peer(&self, name: &str) -> Result<PeerId, ApiError> {
+    pub(super) fn contact_peer(&self, name: &str) -> Result<PeerId, ApiError> {
         let contacts = self.store.contacts().map_err(ApiError::internal)?;
         contacts
             .iter()
