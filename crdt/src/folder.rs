@@ -231,26 +231,38 @@ impl Folder {
     pub fn items(&self) -> Vec<Item> {
         let mut out = Vec::new();
         for entry in self.tree.entries() {
-            if self.tree.is_in_trash(entry) {
-                continue;
-            }
-            let (Some(path), Some(versions)) = (self.tree.display_path(entry), self.versions.get(&entry)) else {
-                continue;
-            };
-            let Some((winner, losers)) = versions.split_first() else { continue };
-            out.push(Item { entry, path: path.clone(), version: winner.clone(), conflict: None });
-            if winner.kind == Kind::Dir {
-                continue;
-            }
-            let Some((name, dir)) = path.split_last() else { continue };
-            for (i, loser) in losers.iter().enumerate().filter(|(_, v)| v.kind == Kind::File) {
-                let mut copy = dir.to_vec();
-                copy.push(names::conflict_name(name, &loser.author_name, &date(loser.at)));
-                out.push(Item { entry, path: copy, version: loser.clone(), conflict: Some(i) });
-            }
+            self.push_items(entry, &mut out);
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
+    }
+
+    /// The items of one entry (its winning version and its conflict
+    /// copies), at the cost of that entry's path: see [`Folder::items`].
+    pub fn items_of(&self, entry: EntryId) -> Vec<Item> {
+        let mut out = Vec::new();
+        self.push_items(entry, &mut out);
+        out
+    }
+
+    fn push_items(&self, entry: EntryId, out: &mut Vec<Item>) {
+        if self.tree.is_in_trash(entry) {
+            return;
+        }
+        let (Some(path), Some(versions)) = (self.tree.display_path(entry), self.versions.get(&entry)) else {
+            return;
+        };
+        let Some((winner, losers)) = versions.split_first() else { return };
+        out.push(Item { entry, path: path.clone(), version: winner.clone(), conflict: None });
+        if winner.kind == Kind::Dir {
+            return;
+        }
+        let Some((name, dir)) = path.split_last() else { return };
+        for (i, loser) in losers.iter().enumerate().filter(|(_, v)| v.kind == Kind::File) {
+            let mut copy = dir.to_vec();
+            copy.push(names::conflict_name(name, &loser.author_name, &date(loser.at)));
+            out.push(Item { entry, path: copy, version: loser.clone(), conflict: Some(i) });
+        }
     }
 }
 

@@ -31,13 +31,15 @@ pub struct Config {
     /// Longest wait between two attempts to reach an offline contact.
     #[serde(default = "default_max_backoff")]
     pub reconnect_max_backoff_secs: u64,
-    /// Seconds between two scans of the shared folders for local edits.
+    /// Seconds between two scans of the shared folders for local edits. The
+    /// file-system watcher reports edits at once; this periodic rescan is
+    /// the safety net for what a watcher can miss (Syncthing: an hour).
     #[serde(default = "default_rescan")]
     pub rescan_secs: u64,
 }
 
 fn default_rescan() -> u64 {
-    10
+    60
 }
 
 fn default_listen() -> Vec<String> {

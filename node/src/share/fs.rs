@@ -131,6 +131,9 @@ pub struct WriteReport {
     /// length of the encoded manifest.
     #[serde(skip)]
     pub missing: BTreeMap<ChunkHash, u32>,
+    /// The entries waiting for each of those contents.
+    #[serde(skip)]
+    pub waiting: BTreeMap<ChunkHash, Vec<EntryId>>,
     /// Problems, per path.
     pub problems: Vec<String>,
 }
@@ -178,6 +181,9 @@ struct Found {
     mtime_ms: i64,
     exec: bool,
 }
+
+/// An item of the document at a path: entry, kind, content, conflict copy.
+type Placed = (EntryId, Kind, Vec<u8>, bool);
 
 /// A changed file, read into the blob store by [`ShareFs::import_all`].
 enum Read {
@@ -386,6 +392,8 @@ impl<'a> ShareFs<'a> {
             })
             .collect();
         let mut read = self.import_all(&to_read);
+        // The document's items by path, built only if a path is unknown.
+        let mut by_path: Option<BTreeMap<String, Placed>> = None;
         // Parents first (BTreeMap order puts "a" before "a/b").
         for (path, f) in &found {
             checkpoint(editor);
@@ -430,6 +438,27 @@ impl<'a> ShareFs<'a> {
                     }
                 },
             };
+            if known.is_none() {
+                // Already in the document at this very path with this very
+                // content (written here just before a crash, before the
+                // index was saved): only the index was missing.
+                let by_path = by_path.get_or_insert_with(|| {
+                    folder
+                        .items()
+                        .into_iter()
+                        .map(|i| (i.path.join("/"), (i.entry, i.version.kind, i.version.content, i.conflict.is_some())))
+                        .collect()
+                });
+                if let Some((entry, kind, known_content, conflict)) = by_path.get(path.as_str()) {
+                    if *kind == f.kind && *known_content == content {
+                        let (entry, conflict) = (*entry, *conflict);
+                        let indexed =
+                            Indexed { entry, kind: f.kind, content, size: f.size, mtime_ms: f.mtime_ms, conflict };
+                        self.index_put(path.clone(), indexed);
+                        continue;
+                    }
+                }
+            }
             let result = match known {
                 Some(known) if known.conflict => {
                     // An edited conflict copy becomes a file of its own, and
@@ -718,56 +747,7 @@ impl<'a> ShareFs<'a> {
 
         // 2. Folders and files wanted.
         for (rel, item) in &wanted {
-            let abs = match self.abs(rel) {
-                Ok(p) => p,
-                Err(e) => {
-                    report.problems.push(format!("{rel}: refused: {e}"));
-                    continue;
-                }
-            };
-            let current = self.index.get(rel.as_str());
-            if current.is_some_and(|c| {
-                c.entry == item.entry && c.content == item.version.content && c.kind == item.version.kind
-            }) {
-                continue;
-            }
-            if item.version.kind == Kind::Dir {
-                match std::fs::create_dir_all(&abs) {
-                    Ok(()) => {
-                        report.folders += 1;
-                        let indexed = Indexed {
-                            entry: item.entry,
-                            kind: Kind::Dir,
-                            content: Vec::new(),
-                            size: 0,
-                            mtime_ms: 0,
-                            conflict: false,
-                        };
-                        self.index_put(rel.clone(), indexed);
-                    }
-                    Err(e) => report.problems.push(format!("{rel}: {e}")),
-                }
-                continue;
-            }
-            if !self.unchanged_on_disk(rel, &abs) {
-                report.kept_local += 1;
-                debug!("{rel}: local edit not scanned yet; left as is");
-                continue;
-            }
-            let content = <[u8; 32]>::try_from(item.version.content.as_slice()).ok().map(ChunkHash);
-            if let Some((content, len)) = content.and_then(|c| fetching.get(&c).map(|len| (c, *len))) {
-                report.missing.insert(content, len);
-                continue;
-            }
-            match self.write_file(rel, &abs, item.entry, &item.version, item.conflict.is_some()) {
-                Ok(true) => report.written += 1,
-                Ok(false) => {
-                    if let Ok(id) = <[u8; 32]>::try_from(item.version.content.as_slice()) {
-                        report.missing.insert(ChunkHash(id), item.version.manifest_len);
-                    }
-                }
-                Err(e) => report.problems.push(format!("{rel}: {e}")),
-            }
+            self.write_item(rel, item, fetching, &mut report);
         }
 
         // 3. Entries no longer wanted anywhere: deleted elsewhere. Deepest first.
@@ -802,6 +782,78 @@ impl<'a> ShareFs<'a> {
             warn!("share {}: {} problem(s) writing files", self.root.display(), report.problems.len());
         }
         report
+    }
+
+    /// Writes only `items` (files whose content just arrived): no moves, no
+    /// removals, no walk of the whole share.
+    pub fn materialise_items(&mut self, items: &[hearth_crdt::folder::Item]) -> WriteReport {
+        let mut report = WriteReport::default();
+        for item in items.iter().filter(|i| !i.path.iter().any(|n| ignored(n))) {
+            self.write_item(&item.path.join("/"), item, &BTreeMap::new(), &mut report);
+        }
+        report
+    }
+
+    /// Step 2 of [`ShareFs::materialise`] for one item at `rel`.
+    fn write_item(
+        &mut self,
+        rel: &str,
+        item: &hearth_crdt::folder::Item,
+        fetching: &BTreeMap<ChunkHash, u32>,
+        report: &mut WriteReport,
+    ) {
+        let abs = match self.abs(rel) {
+            Ok(p) => p,
+            Err(e) => {
+                report.problems.push(format!("{rel}: refused: {e}"));
+                return;
+            }
+        };
+        let current = self.index.get(rel);
+        if current
+            .is_some_and(|c| c.entry == item.entry && c.content == item.version.content && c.kind == item.version.kind)
+        {
+            return;
+        }
+        if item.version.kind == Kind::Dir {
+            match std::fs::create_dir_all(&abs) {
+                Ok(()) => {
+                    report.folders += 1;
+                    let indexed = Indexed {
+                        entry: item.entry,
+                        kind: Kind::Dir,
+                        content: Vec::new(),
+                        size: 0,
+                        mtime_ms: 0,
+                        conflict: false,
+                    };
+                    self.index_put(rel.to_owned(), indexed);
+                }
+                Err(e) => report.problems.push(format!("{rel}: {e}")),
+            }
+            return;
+        }
+        if !self.unchanged_on_disk(rel, &abs) {
+            report.kept_local += 1;
+            debug!("{rel}: local edit not scanned yet; left as is");
+            return;
+        }
+        let content = <[u8; 32]>::try_from(item.version.content.as_slice()).ok().map(ChunkHash);
+        if let Some((content, len)) = content.and_then(|c| fetching.get(&c).map(|len| (c, *len))) {
+            report.missing.insert(content, len);
+            report.waiting.entry(content).or_default().push(item.entry);
+            return;
+        }
+        match self.write_file(rel, &abs, item.entry, &item.version, item.conflict.is_some()) {
+            Ok(true) => report.written += 1,
+            Ok(false) => {
+                if let Ok(id) = <[u8; 32]>::try_from(item.version.content.as_slice()) {
+                    report.missing.insert(ChunkHash(id), item.version.manifest_len);
+                    report.waiting.entry(ChunkHash(id)).or_default().push(item.entry);
+                }
+            }
+            Err(e) => report.problems.push(format!("{rel}: {e}")),
+        }
     }
 
     fn abs(&self, rel: &str) -> Result<PathBuf, names::JoinError> {

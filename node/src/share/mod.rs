@@ -189,6 +189,21 @@ pub struct Shares {
     sent_us: BTreeMap<(Vec<u8>, Vec<u8>), std::collections::BTreeSet<ChangeHash>>,
     /// Shares with applied changes not written to disk yet.
     unwritten: std::collections::BTreeSet<Vec<u8>>,
+    /// Per share, the heads of the document last written out whole, the
+    /// entries waiting for each missing content then, and the contents
+    /// fetched since: while the document stays at those heads, a write-out
+    /// writes only the files whose content arrived (not a walk of them all).
+    written: BTreeMap<Vec<u8>, Written>,
+    /// Shares whose index changed since it was last saved.
+    index_dirty: std::collections::BTreeSet<Vec<u8>>,
+}
+
+/// See [`Shares::written`].
+#[derive(Default)]
+struct Written {
+    heads: Vec<ChangeHash>,
+    waiting: BTreeMap<ChunkHash, Vec<EntryId>>,
+    fetched: std::collections::BTreeSet<ChunkHash>,
 }
 
 /// A document is saved whole again (compacted) after this many increments.
@@ -240,6 +255,8 @@ impl Shares {
             increments,
             sent_us: BTreeMap::new(),
             unwritten: Default::default(),
+            written: BTreeMap::new(),
+            index_dirty: Default::default(),
         })
     }
 
@@ -296,6 +313,9 @@ impl Shares {
         if let Some(wanted) = self.wanted.get_mut(id) {
             wanted.remove(content);
         }
+        if let Some(written) = self.written.get_mut(id) {
+            written.fetched.insert(*content);
+        }
     }
 
     /// `bytes` of verified content of share `id` arrived from a member.
@@ -318,7 +338,11 @@ impl Shares {
             .any(|(id, r)| r.state == "active" && self.docs.get(id).is_some_and(|d| d.role_of(peer).is_some()))
     }
 
-    fn save_index(&self, id: &[u8]) {
+    /// Saves share `id`'s index if it changed since it was last saved.
+    fn save_index(&mut self, id: &[u8]) {
+        if !self.index_dirty.remove(id) {
+            return;
+        }
         if let Some(index) = self.indexes.get(id) {
             let mut bytes = Vec::new();
             if ciborium::into_writer(index, &mut bytes).is_ok() {
@@ -380,8 +404,9 @@ impl Shares {
             Vec::new()
         };
         if index_changed {
-            self.save_index(id);
+            self.index_dirty.insert(id.to_vec());
         }
+        self.save_index(id);
         Ok((report, out))
     }
 
@@ -393,12 +418,37 @@ impl Shares {
             return None;
         }
         let root = PathBuf::from(record.path.clone()?);
-        self.unwritten.remove(id);
+        let changed = self.unwritten.remove(id);
         let folder = self.folder(id)?;
+        let heads = self.folders.get(id).map(|(h, _)| h.clone()).unwrap_or_default();
         let index = self.indexes.entry(id.to_vec()).or_default();
-        let fetching = self.wanted.get(id).cloned().unwrap_or_default();
+        let written = self.written.entry(id.to_vec()).or_default();
+        let whole = changed || written.heads != heads || heads.is_empty();
         let mut fs = ShareFs::new(&root, &self.blobs, index);
-        let report = fs.materialise(&folder, &fetching);
+        let report = if whole {
+            let fetching = self.wanted.get(id).cloned().unwrap_or_default();
+            let report = fs.materialise(&folder, &fetching);
+            *written = Written { heads, waiting: report.waiting.clone(), fetched: Default::default() };
+            self.wanted.insert(id.to_vec(), report.missing.clone());
+            report
+        } else {
+            // Only the files whose content arrived since.
+            let mut items = Vec::new();
+            for content in std::mem::take(&mut written.fetched) {
+                for entry in written.waiting.remove(&content).unwrap_or_default() {
+                    items.extend(folder.items_of(entry).into_iter().filter(|i| i.version.content == content.0));
+                }
+            }
+            let report = fs.materialise_items(&items);
+            let wanted = self.wanted.entry(id.to_vec()).or_default();
+            for (content, len) in &report.missing {
+                wanted.insert(*content, *len);
+            }
+            for (content, entries) in &report.waiting {
+                written.waiting.entry(*content).or_default().extend(entries.iter().copied());
+            }
+            report
+        };
         let index_changed = fs.index_changed();
         for problem in &report.problems {
             warn!(share = %hex::encode(id), "{problem}");
@@ -406,8 +456,10 @@ impl Shares {
         if report.written + report.moved + report.removed + report.folders > 0 {
             info!(share = %hex::encode(id), written = report.written, moved = report.moved, removed = report.removed, "wrote remote changes to disk");
         }
-        self.wanted.insert(id.to_vec(), report.missing.clone());
+        // Saved at once: a file on disk that the index does not know would
+        // be taken, after a crash, for a new local file.
         if index_changed {
+            self.index_dirty.insert(id.to_vec());
             self.save_index(id);
         }
         Some(report)
@@ -1044,23 +1096,41 @@ impl Shares {
         let (mut files, mut folders, mut bytes, mut conflicts, mut in_trash) = (0, 0, 0, Vec::new(), 0);
         let mut bytes_pending_down = 0;
         if let Some(folder) = folder {
-            for item in folder.items() {
-                let pending = <[u8; 32]>::try_from(item.version.content.as_slice())
-                    .is_ok_and(|c| wanted.is_some_and(|w| w.contains_key(&ChunkHash(c))));
-                if pending {
-                    bytes_pending_down += item.version.size;
+            // Counted from the versions, without building every path (a
+            // share may hold 100,000 files and status is asked every second).
+            for entry in folder.tree().entries() {
+                if folder.tree().is_in_trash(entry) {
+                    continue;
                 }
-                match item.version.kind {
-                    hearth_crdt::folder::Kind::Dir => folders += 1,
-                    hearth_crdt::folder::Kind::File => {
-                        files += 1;
-                        bytes += item.version.size;
+                let versions = folder.versions(entry);
+                let conflicted = versions.len() > 1 || versions.iter().any(|v| !v.conflict_of.is_empty());
+                for (i, version) in versions.iter().enumerate() {
+                    let file = hearth_crdt::folder::Kind::File;
+                    if i > 0 && (version.kind != file || versions[0].kind != file) {
+                        continue; // only files have conflict copies
+                    }
+                    let pending = <[u8; 32]>::try_from(version.content.as_slice())
+                        .is_ok_and(|c| wanted.is_some_and(|w| w.contains_key(&ChunkHash(c))));
+                    if pending {
+                        bytes_pending_down += version.size;
+                    }
+                    match version.kind {
+                        hearth_crdt::folder::Kind::Dir => folders += 1,
+                        hearth_crdt::folder::Kind::File => {
+                            files += 1;
+                            bytes += version.size;
+                        }
                     }
                 }
-                if item.conflict.is_some() || !item.version.conflict_of.is_empty() {
-                    conflicts.push(item.path.join("/"));
+                if conflicted {
+                    for item in folder.items_of(entry) {
+                        if item.conflict.is_some() || !item.version.conflict_of.is_empty() {
+                            conflicts.push(item.path.join("/"));
+                        }
+                    }
                 }
             }
+            conflicts.sort();
             in_trash = folder.tree().entries().filter(|e| folder.tree().is_in_trash(*e)).count();
         }
         let not_shared = match (&record.path, record.role.as_str(), self.indexes.get(id)) {
