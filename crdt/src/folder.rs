@@ -258,9 +258,25 @@ impl Folder {
             return;
         }
         let Some((name, dir)) = path.split_last() else { return };
+        // Names already used in the folder (case-insensitively): a conflict
+        // copy never takes one (two losing versions by the same member in
+        // the same minute, or a file that happens to bear the name) but gets
+        // the next free number, the same on every member.
+        let mut taken: std::collections::BTreeSet<String> = match self.tree.parent_of(entry) {
+            Some(parent) => self.tree.display_names(parent).into_iter().map(|(_, n)| n.to_lowercase()).collect(),
+            None => Default::default(),
+        };
         for (i, loser) in losers.iter().enumerate().filter(|(_, v)| v.kind == Kind::File) {
+            let base = names::conflict_name(name, &loser.author_name, &date(loser.at));
+            let mut copy_name = base.clone();
+            let mut n = 2;
+            while taken.contains(&copy_name.to_lowercase()) {
+                copy_name = names::numbered_name(&base, n);
+                n += 1;
+            }
+            taken.insert(copy_name.to_lowercase());
             let mut copy = dir.to_vec();
-            copy.push(names::conflict_name(name, &loser.author_name, &date(loser.at)));
+            copy.push(copy_name);
             out.push(Item { entry, path: copy, version: loser.clone(), conflict: Some(i) });
         }
     }

@@ -183,3 +183,44 @@ fn hostile_names_from_a_member_are_skipped_everywhere() {
     assert_eq!(a.paths(), ["ok.txt"]);
     assert_eq!(b.paths(), ["ok.txt"]);
 }
+
+#[test]
+fn conflict_copies_never_share_a_name() {
+    // Bob and a second member who also calls herself "bob" edit the same
+    // file in the same minute as alice: two losing versions whose conflict
+    // names would be identical, next to a file that already bears that name.
+    let (mut a, mut b) = two_members();
+    let twin = Key(SigningKey::from_bytes(&[3; 32]), "bob");
+    a.doc.set_role(&twin.peer(), Some(Role::ReadWrite)).expect("role");
+    a.doc.commit(&a.key, a.clock).expect("commit");
+    let twin_peer = twin.peer();
+    let mut c = Member { key: twin, doc: ShareDoc::join(&a.key.peer(), &twin_peer), clock: a.clock };
+    a.edit(|e, k, t| e.create(id(20), EntryId::ROOT, "list.txt", &file(k, 1, t)).expect("file"));
+    sync(&mut a, &mut b);
+    sync(&mut a, &mut c);
+    let at = a.clock + 600;
+    let taken_name = format!("list (conflict from bob {}).txt", hearth_crdt::folder::date(at));
+    a.edit(|e, k, t| e.create(id(21), EntryId::ROOT, &taken_name, &file(k, 7, t)).expect("file"));
+    sync(&mut a, &mut b);
+    sync(&mut a, &mut c);
+    for (m, content) in [(&mut a, 2u8), (&mut b, 3), (&mut c, 4)] {
+        let key_peer = m.key.peer();
+        let version = Version { at, author: key_peer, ..file(&m.key, content, at) };
+        let folder = m.folder();
+        let actor = m.key.peer();
+        let mut editor = Editor::new(&mut m.doc, &folder, &actor);
+        editor.set_version(id(20), &version).expect("edit");
+        m.doc.commit(&m.key, at).expect("commit");
+    }
+    sync(&mut a, &mut b);
+    sync(&mut a, &mut c);
+    sync(&mut a, &mut b);
+    let paths = a.paths();
+    let mut unique = paths.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(paths.len(), unique.len(), "two items at one path: {paths:?}");
+    assert_eq!(paths.len(), 4, "list.txt, the file named like a conflict copy and two copies: {paths:?}");
+    assert_eq!(b.paths(), paths, "the same names on every member");
+    assert_eq!(c.paths(), paths);
+}

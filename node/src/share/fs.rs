@@ -498,11 +498,21 @@ impl<'a> ShareFs<'a> {
                     // edited here too: concurrent edits. The local one becomes a
                     // conflict copy beside it; the other member's version is
                     // written at the original name by the next materialisation.
-                    let copy = names::conflict_name(name, author.1, &hearth_crdt::folder::date(now));
-                    let copy_path = match parent_of(path) {
+                    let base = names::conflict_name(name, author.1, &hearth_crdt::folder::date(now));
+                    let in_dir = |copy: &str| match parent_of(path) {
                         Some(p) => format!("{p}/{copy}"),
-                        None => copy.clone(),
+                        None => copy.to_owned(),
                     };
+                    // Never renamed over an existing file (a second conflict
+                    // of the same file within the minute).
+                    let mut copy = base.clone();
+                    let mut n = 2;
+                    while self.root.join(in_dir(&copy)).symlink_metadata().is_ok() || found.contains_key(&in_dir(&copy))
+                    {
+                        copy = names::numbered_name(&base, n);
+                        n += 1;
+                    }
+                    let copy_path = in_dir(&copy);
                     if let Err(e) = std::fs::rename(self.root.join(path), self.root.join(&copy_path)) {
                         report.problems.push(format!("{path}: cannot keep the local version aside: {e}"));
                         continue;
