@@ -9,9 +9,11 @@
 //! member's or a stranger's change is never applied nor forwarded.
 //!
 //! The directory itself is handled by [`fs`]: scans record local edits into
-//! the document, and every applied remote change is written to disk. Still
-//! to come (issue 3): a file-system watcher (scans run on a timer and on
-//! request), versions and trash commands, `.hearthignore`, progress.
+//! the document (started by the watcher, a timer, or a request), and
+//! applied remote changes and arrived contents are written to disk. Each
+//! document is stored as a full save plus appended increments; each folder
+//! is cached and kept up to date from Automerge's patches, so the cost of a
+//! change is the size of the change, not of the share.
 
 pub mod fs;
 pub mod keys;
