@@ -245,16 +245,29 @@ impl Folder {
         out
     }
 
-    fn push_items(&self, entry: EntryId, out: &mut Vec<Item>) {
+    /// The versions of `entry` shown in the folder, without their paths: the
+    /// winner (`None`), then, for a file, each losing file version `Some(i)`
+    /// (a conflict copy). Empty for an entry in the trash or without a
+    /// version. The rule of [`Folder::items`], for counting.
+    pub fn shown_versions(&self, entry: EntryId) -> Vec<(Option<usize>, &Version)> {
+        let versions = self.versions(entry);
+        let Some((winner, losers)) = versions.split_first() else { return Vec::new() };
         if self.tree.is_in_trash(entry) {
-            return;
+            return Vec::new();
         }
-        let (Some(path), Some(versions)) = (self.tree.display_path(entry), self.versions.get(&entry)) else {
-            return;
-        };
-        let Some((winner, losers)) = versions.split_first() else { return };
-        out.push(Item { entry, path: path.clone(), version: winner.clone(), conflict: None });
-        if winner.kind == Kind::Dir {
+        let mut out = vec![(None, winner)];
+        if winner.kind == Kind::File {
+            out.extend(losers.iter().enumerate().filter(|(_, v)| v.kind == Kind::File).map(|(i, v)| (Some(i), v)));
+        }
+        out
+    }
+
+    fn push_items(&self, entry: EntryId, out: &mut Vec<Item>) {
+        let shown = self.shown_versions(entry);
+        let Some(((_, winner), losers)) = shown.split_first() else { return };
+        let Some(path) = self.tree.display_path(entry) else { return };
+        out.push(Item { entry, path: path.clone(), version: (*winner).clone(), conflict: None });
+        if losers.is_empty() {
             return;
         }
         let Some((name, dir)) = path.split_last() else { return };
@@ -266,7 +279,7 @@ impl Folder {
             Some(parent) => self.tree.display_names(parent).into_iter().map(|(_, n)| n.to_lowercase()).collect(),
             None => Default::default(),
         };
-        for (i, loser) in losers.iter().enumerate().filter(|(_, v)| v.kind == Kind::File) {
+        for (i, loser) in losers.iter().filter_map(|(i, v)| Some(((*i)?, *v))) {
             let base = names::conflict_name(name, &loser.author_name, &date(loser.at));
             let mut copy_name = base.clone();
             let mut n = 2;

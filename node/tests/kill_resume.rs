@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{loopback_only, wait_for, Runner};
+use common::{loopback_only, wait_for, Runner, Up};
 use serde_json::Value;
 
 /// Big enough that a debug build needs several seconds to move it over
@@ -239,16 +239,21 @@ fn wait_until_partly_stored(hearth: &Runner, home: &Path, watch: &mut FinalPath)
     u(&last, "bytes_received")
 }
 
-#[test]
-fn a_receiver_killed_mid_transfer_resumes_where_it_stopped() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let hearth = Runner::direct();
-    let homes = Homes::new();
-    let (a, b) = (homes.node(&hearth, "alice"), homes.node(&hearth, "bob"));
+/// Alice and Bob, paired; Alice shares the big folder and Bob has just
+/// accepted it into `copy`.
+struct Pair {
+    b: PathBuf,
+    _up_a: Up,
+    up_b: Up,
+    source: PathBuf,
+    copy: PathBuf,
+}
+
+fn alice_shares_big_with_bob(hearth: &Runner, homes: &Homes) -> Pair {
+    let (a, b) = (homes.node(hearth, "alice"), homes.node(hearth, "bob"));
     let _up_a = hearth.up_logging(&a, Some(&homes.log("alice")));
     let up_b = hearth.up_logging(&b, Some(&homes.log("bob")));
     hearth.pair(&a, "alice", &b, "bob");
-
     let source = homes.root.join("alice-big");
     let started = Instant::now();
     make_folder(&source);
@@ -258,6 +263,15 @@ fn a_receiver_killed_mid_transfer_resumes_where_it_stopped() {
     wait_for(Duration::from_secs(30), || hearth.ok(&b, &["share", "list", "--json"]).contains("pending"));
     let copy = homes.root.join("bob-big");
     hearth.ok(&b, &["share", "accept", "Big", &copy.to_string_lossy()]);
+    Pair { b, _up_a, up_b, source, copy }
+}
+
+#[test]
+fn a_receiver_killed_mid_transfer_resumes_where_it_stopped() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let hearth = Runner::direct();
+    let homes = Homes::new();
+    let Pair { b, up_b, source, copy, _up_a } = alice_shares_big_with_bob(&hearth, &homes);
     let accepted = Instant::now();
 
     let mut watch = FinalPath::new(copy.join("big.bin"), source.join("big.bin"));
@@ -393,17 +407,7 @@ fn a_receiver_killed_while_writing_the_file_out_restarts_cleanly() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let hearth = Runner::direct();
     let homes = Homes::new();
-    let (a, b) = (homes.node(&hearth, "alice"), homes.node(&hearth, "bob"));
-    let _up_a = hearth.up_logging(&a, Some(&homes.log("alice")));
-    let up_b = hearth.up_logging(&b, Some(&homes.log("bob")));
-    hearth.pair(&a, "alice", &b, "bob");
-    let source = homes.root.join("alice-big");
-    make_folder(&source);
-    hearth.ok(&a, &["share", "create", &source.to_string_lossy(), "--name", "Big"]);
-    hearth.ok(&a, &["share", "invite", "Big", "bob"]);
-    wait_for(Duration::from_secs(30), || hearth.ok(&b, &["share", "list", "--json"]).contains("pending"));
-    let copy = homes.root.join("bob-big");
-    hearth.ok(&b, &["share", "accept", "Big", &copy.to_string_lossy()]);
+    let Pair { b, up_b, source, copy, _up_a } = alice_shares_big_with_bob(&hearth, &homes);
 
     // Every chunk is here; the file is being assembled in a temporary file
     // next to its final place. Kill bob then.

@@ -182,6 +182,20 @@ struct Found {
     exec: bool,
 }
 
+impl Found {
+    /// Still what the index recorded at this path: not read again.
+    fn unchanged(&self, known: Option<&Indexed>) -> bool {
+        known.is_some_and(|k| {
+            k.kind == self.kind && (self.kind == Kind::Dir || (k.size == self.size && k.mtime_ms == self.mtime_ms))
+        })
+    }
+
+    /// A file modified within [`SETTLE_MS`] of `now_ms`: still being written.
+    fn unsettled(&self, now_ms: i64) -> bool {
+        self.kind == Kind::File && self.mtime_ms > now_ms - SETTLE_MS
+    }
+}
+
 /// An item of the document at a path: entry, kind, content, conflict copy.
 type Placed = (EntryId, Kind, Vec<u8>, bool);
 
@@ -383,13 +397,7 @@ impl<'a> ShareFs<'a> {
         // Read every changed file first, several at once.
         let to_read: Vec<(&String, &Found)> = found
             .iter()
-            .filter(|(path, f)| {
-                let unchanged = self.index.get(*path).is_some_and(|known| {
-                    known.kind == f.kind
-                        && (f.kind == Kind::Dir || (known.size == f.size && known.mtime_ms == f.mtime_ms))
-                });
-                f.kind == Kind::File && !unchanged && f.mtime_ms <= now_ms - SETTLE_MS
-            })
+            .filter(|(path, f)| f.kind == Kind::File && !f.unchanged(self.index.get(*path)) && !f.unsettled(now_ms))
             .collect();
         let mut read = self.import_all(&to_read);
         // The document's items by path, built only if a path is unknown.
@@ -409,14 +417,10 @@ impl<'a> ShareFs<'a> {
             };
             let name = name_of(path);
             let known = self.index.get(path).cloned();
-            if let Some(known) = &known {
-                if known.kind == f.kind
-                    && (f.kind == Kind::Dir || (known.size == f.size && known.mtime_ms == f.mtime_ms))
-                {
-                    continue; // unchanged: not read again
-                }
+            if f.unchanged(known.as_ref()) {
+                continue; // not read again
             }
-            if f.kind == Kind::File && f.mtime_ms > now_ms - SETTLE_MS {
+            if f.unsettled(now_ms) {
                 report.unsettled += 1;
                 continue;
             }

@@ -196,8 +196,6 @@ pub struct Shares {
     /// fetched since: while the document stays at those heads, a write-out
     /// writes only the files whose content arrived (not a walk of them all).
     written: BTreeMap<Vec<u8>, Written>,
-    /// Shares whose index changed since it was last saved.
-    index_dirty: std::collections::BTreeSet<Vec<u8>>,
 }
 
 /// See [`Shares::written`].
@@ -258,7 +256,6 @@ impl Shares {
             sent_us: BTreeMap::new(),
             unwritten: Default::default(),
             written: BTreeMap::new(),
-            index_dirty: Default::default(),
         })
     }
 
@@ -340,11 +337,7 @@ impl Shares {
             .any(|(id, r)| r.state == "active" && self.docs.get(id).is_some_and(|d| d.role_of(peer).is_some()))
     }
 
-    /// Saves share `id`'s index if it changed since it was last saved.
-    fn save_index(&mut self, id: &[u8]) {
-        if !self.index_dirty.remove(id) {
-            return;
-        }
+    fn save_index(&self, id: &[u8]) {
         if let Some(index) = self.indexes.get(id) {
             let mut bytes = Vec::new();
             if ciborium::into_writer(index, &mut bytes).is_ok() {
@@ -406,9 +399,8 @@ impl Shares {
             Vec::new()
         };
         if index_changed {
-            self.index_dirty.insert(id.to_vec());
+            self.save_index(id);
         }
-        self.save_index(id);
         Ok((report, out))
     }
 
@@ -461,7 +453,6 @@ impl Shares {
         // Saved at once: a file on disk that the index does not know would
         // be taken, after a crash, for a new local file.
         if index_changed {
-            self.index_dirty.insert(id.to_vec());
             self.save_index(id);
         }
         Some(report)
@@ -1101,16 +1092,8 @@ impl Shares {
             // Counted from the versions, without building every path (a
             // share may hold 100,000 files and status is asked every second).
             for entry in folder.tree().entries() {
-                if folder.tree().is_in_trash(entry) {
-                    continue;
-                }
-                let versions = folder.versions(entry);
-                let conflicted = versions.len() > 1 || versions.iter().any(|v| !v.conflict_of.is_empty());
-                for (i, version) in versions.iter().enumerate() {
-                    let file = hearth_crdt::folder::Kind::File;
-                    if i > 0 && (version.kind != file || versions[0].kind != file) {
-                        continue; // only files have conflict copies
-                    }
+                let shown = folder.shown_versions(entry);
+                for (_, version) in &shown {
                     let pending = <[u8; 32]>::try_from(version.content.as_slice())
                         .is_ok_and(|c| wanted.is_some_and(|w| w.contains_key(&ChunkHash(c))));
                     if pending {
@@ -1124,7 +1107,7 @@ impl Shares {
                         }
                     }
                 }
-                if conflicted {
+                if shown.iter().any(|(copy, v)| copy.is_some() || !v.conflict_of.is_empty()) {
                     for item in folder.items_of(entry) {
                         if item.conflict.is_some() || !item.version.conflict_of.is_empty() {
                             conflicts.push(item.path.join("/"));
