@@ -64,6 +64,10 @@ const SYNC_AHEAD_MIN: u64 = 8 * 1024 * 1024;
 /// writers than cores is the point.
 pub const WRITERS: usize = 8;
 
+/// Whether [`BlobStore::flush`] makes the whole file system durable (Linux:
+/// `syncfs`), so that imports can defer their fsyncs to it.
+const FLUSH_WHOLE_FS: bool = cfg!(all(target_os = "linux", target_env = "gnu"));
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means another writer panicked; the data (an error
     // slot, a set of paths) is still meaningful.
@@ -321,17 +325,57 @@ impl BlobStore {
 
     /// Like [`Self::import_file`] for any reader; `name` is used in errors.
     pub fn import_reader(&self, reader: impl Read, name: &Path) -> Result<Manifest, BlobError> {
+        self.import(reader, name, true)
+    }
+
+    /// Like [`Self::import_file`], but the blobs are durable only after the
+    /// next [`Self::flush`]: for a batch of files (a scan), where one flush
+    /// of the file system costs one journal commit instead of two fsyncs per
+    /// file. The caller must call [`Self::flush`] before anything durable
+    /// (a document change) names these contents. Where no such flush exists
+    /// (not Linux), this is [`Self::import_file`].
+    pub fn import_file_deferred(&self, path: &Path) -> Result<Manifest, BlobError> {
+        let file = File::open(path).map_err(BlobError::io("open", path))?;
+        self.import(file, path, !FLUSH_WHOLE_FS)
+    }
+
+    fn import(&self, reader: impl Read, name: &Path, durable: bool) -> Result<Manifest, BlobError> {
         let mut refs = Vec::new();
         let chunks = Chunker::new(reader).map(|chunk| {
             let chunk = chunk.map_err(BlobError::io("read", name))?;
             refs.push(chunk.chunk_ref());
             Ok((chunk.hash, chunk.bytes))
         });
-        self.write_all(chunks)?;
+        self.write_all(chunks, durable)?;
         let manifest =
             Manifest::from_chunks(refs).map_err(|source| BlobError::TooLarge { path: name.to_owned(), source })?;
-        self.put_manifest(&manifest)?;
+        let encoded = manifest.encode();
+        if durable {
+            self.put(&encoded)?;
+        } else {
+            self.write_blob(&ChunkHash::of(&encoded), &encoded, false)?;
+        }
         Ok(manifest)
+    }
+
+    /// Makes every blob written so far durable (their bytes and their
+    /// renames): one `syncfs` of the store's file system. See
+    /// [`Self::import_file_deferred`].
+    pub fn flush(&self) -> Result<(), BlobError> {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            use std::os::fd::AsRawFd;
+            let dir = File::open(&self.root).map_err(BlobError::io("open", &self.root))?;
+            // SAFETY: `dir` is an open descriptor for the duration of the call.
+            if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+                return Err(BlobError::Io {
+                    action: "flush to disk the file system of",
+                    path: self.root.clone(),
+                    source: io::Error::last_os_error(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Stores blobs received from peers (e.g. the
@@ -369,13 +413,19 @@ impl BlobStore {
     /// producer) durably, then makes the renames durable, before returning.
     /// The first error stops the producer and is returned; blobs already
     /// written stay (they are valid).
-    fn write_all(&self, items: impl Iterator<Item = Result<(ChunkHash, Vec<u8>), BlobError>>) -> Result<(), BlobError> {
+    /// Without `durable`, nothing is fsynced (the caller flushes later).
+    fn write_all(
+        &self,
+        items: impl Iterator<Item = Result<(ChunkHash, Vec<u8>), BlobError>>,
+        durable: bool,
+    ) -> Result<(), BlobError> {
         let mut items = items.peekable();
         let Some(first) = items.next() else { return Ok(()) };
         if items.peek().is_none() {
             // One blob: no threads.
             let (hash, bytes) = first?;
-            return self.put_unsynced(&hash, &bytes)?.map(|dir| sync_dir(&dir)).transpose().map(|_| ());
+            let dir = self.write_blob(&hash, &bytes, durable)?;
+            return dir.filter(|_| durable).map(|dir| sync_dir(&dir)).transpose().map(|_| ());
         }
         let (tx, rx) = mpsc::sync_channel::<(ChunkHash, Vec<u8>)>(WRITERS * 2);
         let rx = Mutex::new(rx);
@@ -391,11 +441,11 @@ impl BlobStore {
                     if lock(&failed).is_some() {
                         continue;
                     }
-                    match self.put_unsynced(&hash, &bytes) {
-                        Ok(Some(dir)) => {
+                    match self.write_blob(&hash, &bytes, durable) {
+                        Ok(Some(dir)) if durable => {
                             lock(&dirs).insert(dir);
                         }
-                        Ok(None) => {}
+                        Ok(_) => {}
                         Err(e) => {
                             lock(&failed).get_or_insert(e);
                         }

@@ -209,9 +209,10 @@ enum Read {
     Failed(String),
 }
 
-/// Files read at once by a scan. Reading is mostly waiting (on the disk,
-/// and on fsyncs, which concurrent writers share): a first scan of many
-/// small files is several times faster with several readers.
+/// Files read at once by a scan. Reading is mostly waiting on the disk: a
+/// first scan of many small files is several times faster with several
+/// readers. Their blobs are made durable together, by one flush at the end
+/// ([`BlobStore::import_file_deferred`]).
 const READERS: usize = 32;
 
 impl<'a> ShareFs<'a> {
@@ -227,7 +228,7 @@ impl<'a> ShareFs<'a> {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some((path, f)) = paths.get(i) else { break };
                     let abs = self.root.join(path);
-                    let result = match self.blobs.import_file(&abs) {
+                    let result = match self.blobs.import_file_deferred(&abs) {
                         Ok(manifest) => match abs.symlink_metadata() {
                             Ok(meta) if meta.len() == f.size && mtime_ms(&meta) == f.mtime_ms => {
                                 Read::Content(manifest.id().0.to_vec(), manifest.encoded_len() as u32)
@@ -240,7 +241,18 @@ impl<'a> ShareFs<'a> {
                 });
             }
         });
-        out.into_inner().unwrap_or_else(|e| e.into_inner())
+        let mut out = out.into_inner().unwrap_or_else(|e| e.into_inner());
+        // One flush makes every imported blob durable before any change
+        // names them.
+        if !out.is_empty() {
+            if let Err(e) = self.blobs.flush() {
+                let message = e.to_string();
+                for read in out.values_mut() {
+                    *read = Read::Failed(message.clone());
+                }
+            }
+        }
+        out
     }
 
     /// The share at `root`, with its blob store and index.
