@@ -66,10 +66,15 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T>
     from_cbor(bytes).map_err(|e| anyhow::anyhow!("the stored {what} is corrupted: {e}"))
 }
 
+/// Memory redb may use for its page cache and write buffer.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).with_context(|| {
+        // redb caches up to 1 GiB by default; the node's working set
+        // (share documents are loaded into memory anyway) needs far less.
+        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(path).with_context(|| {
             format!("cannot open the database {} (is another node running on this home?)", path.display())
         })?;
         let store = Self { db };
