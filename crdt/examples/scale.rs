@@ -121,13 +121,21 @@ fn main() {
     let member = Key(SigningKey::from_bytes(&[2; 32]));
     let mut other = ShareDoc::join(&owner.peer(), &member.peer());
     let t = Instant::now();
-    let report = other.receive(changes, &Ed);
+    let report = other.receive(changes.clone(), &Ed);
     println!(
         "receive: {:.2} s, applied {}, rejected {}",
         t.elapsed().as_secs_f64(),
         report.applied.len(),
         report.rejected.len()
     );
+    // The same while recording what changed (as a node does).
+    let mut tracked = ShareDoc::join(&owner.peer(), &member.peer());
+    tracked.track_touched();
+    let t = Instant::now();
+    tracked.receive(changes, &Ed);
+    let touched = tracked.take_touched().map(|(_, t)| t.entries.len() + t.moves.len()).unwrap_or(0);
+    println!("receive while tracking: {:.2} s, {touched} keys touched", t.elapsed().as_secs_f64());
+    drop(tracked);
     let t = Instant::now();
     let folder = Folder::from_doc(&other);
     println!("from_doc: {:.2} s, {} entries", t.elapsed().as_secs_f64(), folder.tree().len());

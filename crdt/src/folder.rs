@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use automerge::ScalarValue;
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{hex, DocError, ShareDoc, SignedChange, Signer};
+use crate::doc::{hex, DocError, ShareDoc, SignedChange, Signer, Touched};
 use crate::names;
 use crate::tree::{EntryId, MoveOp, OpId, Tree};
 
@@ -118,11 +118,6 @@ fn read_versions(doc: &ShareDoc, entry: EntryId) -> Vec<Version> {
 }
 
 /// The entry named by a key of the `entries` map (32 hex digits).
-fn entry_id(key: &str) -> Option<EntryId> {
-    let bytes = crate::doc::unhex(key)?;
-    Some(EntryId::from_bytes(bytes.try_into().ok()?))
-}
-
 impl Folder {
     /// Reads the tree and the versions from `doc`. Values that do not decode
     /// (or a move whose id does not match its key) are skipped and counted.
@@ -146,55 +141,38 @@ impl Folder {
         Folder { tree, versions, skipped_values }
     }
 
-    /// Brings the folder up to date with `patches` of `doc` (see
-    /// [`ShareDoc::take_patches`]), which must start from the state this
-    /// folder was read at: the result equals [`Folder::from_doc`] of the
-    /// document now, at the cost of the change instead of the whole share.
-    /// Returns false, leaving the folder unusable, on a patch it does not
-    /// expect (the document's structure itself changed): then read the
-    /// folder again with [`Folder::from_doc`].
-    pub fn apply_patches(&mut self, doc: &ShareDoc, patches: &[automerge::Patch]) -> bool {
-        use automerge::{PatchAction, Prop, Value};
+    /// Brings the folder up to date with what `doc` says was `touched` since
+    /// the state this folder was read at (see [`ShareDoc::take_touched`]):
+    /// the result equals [`Folder::from_doc`] of the document now, at the
+    /// cost of the change instead of the whole share. Returns false, leaving
+    /// the folder unusable, when `touched` cannot say (the document's
+    /// structure itself changed): then read the folder again with
+    /// [`Folder::from_doc`].
+    pub fn apply_touched(&mut self, doc: &ShareDoc, touched: &Touched) -> bool {
+        if touched.whole {
+            return false;
+        }
         let mut ops = Vec::new();
-        let mut touched = std::collections::BTreeSet::new();
-        for patch in patches {
-            let top = match patch.path.first() {
-                Some((_, Prop::Map(key))) => key.as_str(),
-                // A change of the document's root: its structure.
-                _ => return false,
-            };
-            match (top, patch.path.len(), &patch.action) {
-                ("meta" | "members", _, _) => {} // not part of the folder
-                ("moves", 1, PatchAction::PutMap { key, value: (Value::Scalar(s), _), .. }) => match s.as_ref() {
-                    ScalarValue::Bytes(b) => match from_cbor::<MoveOp>(b) {
-                        Some(op) if move_key(&op.id) == *key => {
-                            touched.insert(op.entry);
-                            ops.push(op);
-                        }
-                        _ => self.skipped_values += 1,
-                    },
-                    _ => self.skipped_values += 1,
-                },
-                ("entries", _, action) => {
-                    // [entries] + a new entry's map at its key, or
-                    // [entries, entry] + a field of that entry.
-                    let key = match (patch.path.get(1), action) {
-                        (Some((_, Prop::Map(entry))), _) => Some(entry.as_str()),
-                        (None, PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key }) => Some(key.as_str()),
-                        _ => None,
-                    };
-                    match key.and_then(entry_id) {
-                        Some(entry) => {
-                            touched.insert(entry);
-                        }
-                        None => return false,
-                    }
+        let mut entries = std::collections::BTreeSet::new();
+        for key in &touched.moves {
+            // As in `from_doc`: a value that is not bytes is not a move.
+            let Some(bytes) = doc.move_at(key) else { continue };
+            match from_cbor::<MoveOp>(&bytes) {
+                Some(op) if move_key(&op.id) == *key => {
+                    entries.insert(op.entry);
+                    ops.push(op);
                 }
-                _ => return false,
+                _ => self.skipped_values += 1,
             }
         }
+        for entry in &touched.entries {
+            match <[u8; 16]>::try_from(entry.as_slice()) {
+                Ok(bytes) => entries.insert(EntryId::from_bytes(bytes)),
+                Err(_) => return false,
+            };
+        }
         self.tree.apply_all(ops);
-        for entry in touched {
+        for entry in entries {
             let values = if self.tree.contains(entry) { read_versions(doc, entry) } else { Vec::new() };
             if values.is_empty() {
                 self.versions.remove(&entry);

@@ -1,4 +1,4 @@
-//! The folder kept up to date from Automerge patches (`Folder::apply_patches`)
+//! The folder kept up to date from what changed (`Folder::apply_touched`)
 //! equals the folder read again from the whole document, for every member
 //! after every step of seeded random runs: creates, edits, concurrent edits,
 //! moves (including crossed ones), deletes, restores, and syncs in pieces.
@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 struct Member {
     key: Key,
     doc: ShareDoc,
-    /// Kept up to date by patches only (rebuilt only if they are refused).
+    /// Kept up to date from what was touched (rebuilt only if that cannot say).
     folder: Folder,
     clock: i64,
     rebuilds: usize,
@@ -26,17 +26,17 @@ impl Member {
     fn new(key: Key, doc: ShareDoc) -> Self {
         let mut doc = doc;
         let folder = Folder::from_doc(&doc);
-        doc.track_patches();
+        doc.track_touched();
         Member { key, doc, folder, clock: 1_800_000_000, rebuilds: 0 }
     }
 
     /// Applies the patches since the last refresh and checks the result.
     fn refresh(&mut self, what: &str) {
-        let (_, patches) = self.doc.take_patches();
-        if !self.folder.apply_patches(&self.doc, &patches) {
+        let (_, touched) = self.doc.take_touched().expect("tracking");
+        if !self.folder.apply_touched(&self.doc, &touched) {
             self.rebuilds += 1;
             self.folder = Folder::from_doc(&self.doc);
-            self.doc.track_patches();
+            self.doc.track_touched();
         }
         let fresh = Folder::from_doc(&self.doc);
         assert_eq!(self.folder.items(), fresh.items(), "{what}: items of {}", self.key.1);
@@ -106,7 +106,7 @@ fn send(from: &mut Member, to: &mut Member, rng: &mut ChaCha8Rng) {
 }
 
 #[test]
-fn a_folder_kept_up_to_date_by_patches_equals_the_document_read_again() {
+fn a_folder_kept_up_to_date_from_what_changed_equals_the_document_read_again() {
     for seed in 0..40u64 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let keys = [(1u8, "alice"), (2, "bob"), (3, "carol")].map(|(s, n)| Key(SigningKey::from_bytes(&[s; 32]), n));

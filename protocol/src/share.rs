@@ -111,20 +111,20 @@ impl ShareRequest {
 
 /// Splits `changes` into a first batch of at most [`MAX_CHANGE_BYTES`] (at
 /// least one change, so progress is always made) and whether more remain.
-pub fn bounded(changes: Vec<WireChange>) -> (Vec<WireChange>, bool) {
+/// Takes changes from the iterator only up to the first one left out, so a
+/// lazy iterator produces (copies) no more than that.
+pub fn bounded(changes: impl IntoIterator<Item = WireChange>) -> (Vec<WireChange>, bool) {
     let mut size = 0usize;
     let mut batch = Vec::new();
-    let total = changes.len();
     for change in changes {
         let len = change.change.len() + change.signature.len() + 16;
         if !batch.is_empty() && size + len > MAX_CHANGE_BYTES {
-            break;
+            return (batch, true);
         }
         size += len;
         batch.push(change);
     }
-    let more = batch.len() < total;
-    (batch, more)
+    (batch, false)
 }
 
 #[cfg(test)]

@@ -343,7 +343,8 @@ fn malformed_vector(description: &str, message: &str, bytes: Vec<u8>) -> Malform
 }
 
 fn batch_of(changes: &[[usize; 2]]) -> (usize, bool) {
-    let wire = changes.iter().map(|[c, s]| WireChange { change: vec![0; *c], signature: vec![0; *s] }).collect();
+    let wire: Vec<WireChange> =
+        changes.iter().map(|[c, s]| WireChange { change: vec![0; *c], signature: vec![0; *s] }).collect();
     let (batch, more) = bounded(wire);
     (batch.len(), more)
 }

@@ -12,7 +12,7 @@
 //! the document (started by the watcher, a timer, or a request), and
 //! applied remote changes and arrived contents are written to disk. Each
 //! document is stored as a full save plus appended increments; each folder
-//! is cached and kept up to date from Automerge's patches, so the cost of a
+//! is cached and kept up to date from the keys each change touched, so the cost of a
 //! change is the size of the change, not of the share.
 
 pub mod fs;
@@ -143,10 +143,6 @@ fn peer_text(peer: &[u8]) -> String {
     PeerId::from_bytes(peer).map(|p| p.to_string()).unwrap_or_else(|_| hex::encode(peer))
 }
 
-fn to_wire(changes: Vec<SignedChange>) -> Vec<WireChange> {
-    changes.into_iter().map(|c| WireChange { change: c.change, signature: c.signature }).collect()
-}
-
 fn heads_to_wire(heads: &[ChangeHash]) -> Vec<serde_bytes::ByteBuf> {
     heads.iter().map(|h| serde_bytes::ByteBuf::from(h.0.to_vec())).collect()
 }
@@ -269,15 +265,16 @@ impl Shares {
             if *at == heads {
                 return Some(folder.clone());
             }
-            // Only what changed since: the patches Automerge recorded.
-            let (from, patches) = doc.take_patches();
-            if from == *at && !from.is_empty() && Arc::make_mut(folder).apply_patches(doc, &patches) {
-                *at = heads;
-                return Some(folder.clone());
+            // Only what changed since, as the document recorded it.
+            if let Some((from, touched)) = doc.take_touched() {
+                if from == *at && !from.is_empty() && Arc::make_mut(folder).apply_touched(doc, &touched) {
+                    *at = heads;
+                    return Some(folder.clone());
+                }
             }
         }
         let folder = Arc::new(Folder::from_doc(doc));
-        doc.track_patches();
+        doc.track_touched();
         self.folders.insert(id.to_vec(), (heads, folder.clone()));
         Some(folder)
     }
@@ -609,13 +606,26 @@ impl Shares {
             .collect()
     }
 
-    /// The changes member `peer`, whose heads are `theirs`, lacks.
-    fn changes_for(&mut self, id: &[u8], peer: &[u8], theirs: &[ChangeHash]) -> Vec<SignedChange> {
-        let Some(doc) = self.docs.get_mut(id) else { return Vec::new() };
-        match self.sent_us.get(&(id.to_vec(), peer.to_vec())) {
-            Some(sent) => doc.changes_for_except(theirs, &|h| sent.contains(h)),
-            None => doc.changes_for(theirs),
-        }
+    /// The changes member `peer`, whose heads are `theirs`, lacks: a first
+    /// batch of bounded size (see [`wire::bounded`]), and whether more
+    /// remain. Only the batch is copied out of the document.
+    fn changes_for(&mut self, id: &[u8], peer: &[u8], theirs: &[ChangeHash]) -> (Vec<WireChange>, bool) {
+        let Some(doc) = self.docs.get_mut(id) else { return (Vec::new(), false) };
+        let sent = self.sent_us.get(&(id.to_vec(), peer.to_vec()));
+        let has = |h: &ChangeHash| sent.is_some_and(|s| s.contains(h));
+        let batch = wire::bounded(
+            doc.missing_changes(theirs, &has).map(|c| WireChange { change: c.change, signature: c.signature }),
+        );
+        batch
+    }
+
+    /// Whether member `peer`, whose heads are `theirs`, lacks any change.
+    fn owes(&mut self, id: &[u8], peer: &[u8], theirs: &[ChangeHash]) -> bool {
+        let Some(doc) = self.docs.get_mut(id) else { return false };
+        let sent = self.sent_us.get(&(id.to_vec(), peer.to_vec()));
+        let has = |h: &ChangeHash| sent.is_some_and(|s| s.contains(h));
+        let owes = doc.missing_changes(theirs, &has).next().is_some();
+        owes
     }
 
     fn sync_message(&mut self, id: &[u8], peer: &PeerId) -> Option<Outgoing> {
@@ -625,7 +635,7 @@ impl Shares {
         let known = self.peer_heads.get(&(id.to_vec(), peer.to_bytes())).cloned();
         // Unknown heads: send only ours; the answer tells what they have.
         let changes = match known {
-            Some(theirs) => wire::bounded(to_wire(self.changes_for(id, &peer.to_bytes(), &theirs))).0,
+            Some(theirs) => self.changes_for(id, &peer.to_bytes(), &theirs).0,
             None => Vec::new(),
         };
         let heads = self.docs.get_mut(id)?.heads();
@@ -773,7 +783,7 @@ impl Shares {
                 let (applied, rejected) = self.apply(&id, from, changes, true);
                 let theirs = heads_from_wire(&heads);
                 self.peer_heads.insert((id.clone(), peer), theirs.clone());
-                let (changes, more) = wire::bounded(to_wire(self.changes_for(&id, &from.to_bytes(), &theirs)));
+                let (changes, more) = self.changes_for(&id, &from.to_bytes(), &theirs);
                 let Some(doc) = self.docs.get_mut(&id) else { return refuse("unknown share") };
                 let response = ShareResponse::Sync {
                     heads: heads_to_wire(&doc.heads()),
@@ -870,7 +880,7 @@ impl Shares {
                     .peer_heads
                     .get(&(id.to_vec(), from.to_bytes()))
                     .cloned()
-                    .map(|theirs| !self.changes_for(id, &from.to_bytes(), &theirs).is_empty())
+                    .map(|theirs| self.owes(id, &from.to_bytes(), &theirs))
                     .unwrap_or(false);
                 if more || owe_them {
                     out.extend(self.sync_message(id, from));
