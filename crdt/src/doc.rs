@@ -577,6 +577,72 @@ impl ShareDoc {
         out
     }
 
+    /// When each of the move ops under `keys` was made: the timestamp (Unix
+    /// seconds, as given to [`ShareDoc::commit`] by its author) of the
+    /// change that holds it. Keys without a move op are left out. One pass
+    /// over the changes' headers (no decoding), whatever the number of keys.
+    pub fn move_times<'k>(&mut self, keys: impl IntoIterator<Item = &'k String>) -> BTreeMap<String, i64> {
+        let mut by_actor: BTreeMap<Vec<u8>, Vec<(u64, u64, i64)>> = BTreeMap::new();
+        for change in self.doc.get_changes(&[]) {
+            let start = change.start_op().get();
+            by_actor.entry(change.actor_id().to_bytes().to_vec()).or_default().push((
+                start,
+                start + change.len() as u64,
+                change.timestamp(),
+            ));
+        }
+        for ranges in by_actor.values_mut() {
+            ranges.sort_unstable();
+        }
+        let Some(moves) = self.root_obj("moves") else { return BTreeMap::new() };
+        let mut out = BTreeMap::new();
+        for key in keys {
+            let Ok(Some((_, ExId::Id(counter, actor, _)))) = self.doc.get(&moves, key.as_str()) else { continue };
+            let Some(ranges) = by_actor.get(actor.to_bytes()) else { continue };
+            let at = ranges.partition_point(|(start, _, _)| *start <= counter);
+            if let Some((_, end, time)) = at.checked_sub(1).and_then(|i| ranges.get(i)) {
+                if counter < *end {
+                    out.insert(key.clone(), *time);
+                }
+            }
+        }
+        out
+    }
+
+    /// [`ShareDoc::field_history`] of every entry at once, in one pass over
+    /// the history: entry id -> every value written to its `field`, oldest
+    /// first.
+    pub fn field_histories(&mut self, field: &str) -> BTreeMap<Vec<u8>, Vec<ScalarValue>> {
+        let Some(entries) = self.root_obj("entries") else {
+            return BTreeMap::new();
+        };
+        // Each entry's map(s), by object id.
+        let mut objects: std::collections::HashMap<(u64, Vec<u8>), Vec<u8>> = std::collections::HashMap::new();
+        let keys: Vec<String> = self.doc.keys(&entries).collect();
+        for key in keys {
+            let Some(entry) = unhex(&key) else { continue };
+            for (value, id) in self.doc.get_all(&entries, key.as_str()).unwrap_or_default() {
+                if let (Value::Object(ObjType::Map), ExId::Id(counter, actor, _)) = (value, id) {
+                    objects.insert((counter, actor.to_bytes().to_vec()), entry.clone());
+                }
+            }
+        }
+        let mut out: BTreeMap<Vec<u8>, Vec<ScalarValue>> = BTreeMap::new();
+        for change in self.doc.get_changes(&[]) {
+            for op in change.decode().operations {
+                let automerge::legacy::ObjectId::Id(automerge::legacy::OpId(counter, actor)) = &op.obj else {
+                    continue;
+                };
+                let on_field = matches!(&op.key, automerge::legacy::Key::Map(k) if k.as_str() == field);
+                let (true, automerge::legacy::OpType::Put(value)) = (on_field, op.action) else { continue };
+                if let Some(entry) = objects.get(&(*counter, actor.to_bytes().to_vec())) {
+                    out.entry(entry.clone()).or_default().push(value);
+                }
+            }
+        }
+        out
+    }
+
     /// Commits pending local edits as one signed change. The local member must
     /// be allowed to make it (checked with the same rule as remote changes,
     /// so a read-only member's edit never leaves its node); a refused edit is

@@ -91,7 +91,7 @@ pub struct Folder {
     skipped_values: usize,
 }
 
-fn move_key(id: &OpId) -> String {
+pub(crate) fn move_key(id: &OpId) -> String {
     format!("{:016x}-{}", id.lamport, hex(&id.actor))
 }
 
@@ -102,7 +102,7 @@ fn cbor<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
-fn from_cbor<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
+pub(crate) fn from_cbor<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
     ciborium::from_reader(bytes).ok()
 }
 

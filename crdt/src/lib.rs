@@ -14,6 +14,7 @@
 //!   operation (Kleppmann et al. 2021): an op log folded in a total order,
 //!   undo/apply/redo for late ops, cycle-making moves skipped, deterministic
 //!   display names for colliding siblings.
+//! - [`retention`]: how long deleted files and old versions are kept.
 //! - [`names`]: which entry names are acceptable, safe joining of names onto
 //!   the share directory, and the names Hearth makes up (numbered and
 //!   conflict names).
@@ -22,4 +23,5 @@ pub mod bank;
 pub mod doc;
 pub mod folder;
 pub mod names;
+pub mod retention;
 pub mod tree;

@@ -591,7 +591,9 @@ async fn share(client: &Client, action: ShareCommand) -> Result<()> {
                 println!("the trash of {share} is empty");
             }
             for i in items {
-                println!("{:<40} {:>10} bytes  deleted version by {} at {}", i.path, i.size, i.author, i.at);
+                let until =
+                    if i.expires.is_empty() { String::new() } else { format!(", restorable until {}", i.expires) };
+                println!("{:<40} {:>10} bytes  deleted version by {} at {}{until}", i.path, i.size, i.author, i.at);
             }
         }
         ShareCommand::Versions { share, path, json } => {
@@ -600,7 +602,11 @@ async fn share(client: &Client, action: ShareCommand) -> Result<()> {
                 return print_json(&versions);
             }
             for v in versions {
-                let mark = if v.current { "  (current)" } else { "" };
+                let mark = match (v.current, v.expires.is_empty()) {
+                    (true, _) => "  (current)".to_owned(),
+                    (false, false) => format!("  (restorable until {})", v.expires),
+                    (false, true) => String::new(),
+                };
                 println!("version {:<3} {:>10} bytes  by {:<12} at {}{mark}", v.version, v.size, v.author, v.at);
             }
         }

@@ -36,6 +36,15 @@ pub struct Config {
     /// the safety net for what a watcher can miss (Syncthing: an hour).
     #[serde(default = "default_rescan")]
     pub rescan_secs: u64,
+    /// Days deleted files and replaced versions of shared files stay
+    /// restorable (`hearth share trash`, `versions`, `restore`) before their
+    /// contents are dropped from this node; 0 keeps them forever.
+    #[serde(default = "default_keep_versions_days")]
+    pub keep_versions_days: u64,
+}
+
+fn default_keep_versions_days() -> u64 {
+    30
 }
 
 fn default_rescan() -> u64 {
@@ -73,6 +82,7 @@ impl Config {
             stranger_grace_secs: default_stranger_grace(),
             reconnect_max_backoff_secs: default_max_backoff(),
             rescan_secs: default_rescan(),
+            keep_versions_days: default_keep_versions_days(),
         }
     }
 
@@ -92,6 +102,12 @@ impl Config {
             path.display()
         );
         Ok(config)
+    }
+
+    /// [`Config::keep_versions_days`] in seconds; `None` for forever.
+    pub fn keep_versions_secs(&self) -> Option<i64> {
+        (self.keep_versions_days > 0)
+            .then(|| i64::try_from(self.keep_versions_days.saturating_mul(86_400)).unwrap_or(i64::MAX))
     }
 
     /// Writes the configuration as TOML.

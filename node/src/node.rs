@@ -65,7 +65,8 @@ pub async fn start(home: &Home) -> Result<RunningNode> {
     });
     let (stop_net, net_stopped) = oneshot::channel();
     let blobs = Arc::new(crate::blobs::BlobStore::open(home.path("blobs"))?);
-    let shares = crate::share::Shares::load(store.clone(), home.identity()?, blobs, config.name.clone())?;
+    let mut shares = crate::share::Shares::load(store.clone(), home.identity()?, blobs, config.name.clone())?;
+    shares.set_retention(config.keep_versions_secs());
     let bank_views = crate::bank::views::Views::load(store.clone(), home.identity()?)?;
     let event_loop = EventLoop::new(swarm, store, config, api_addr.to_string(), commands_rx, shares, bank_views);
     let net_task = tokio::spawn(event_loop.run(net_stopped));

@@ -17,6 +17,7 @@
 
 pub mod fs;
 pub mod keys;
+mod retention;
 #[cfg(test)]
 mod tests;
 
@@ -96,6 +97,10 @@ pub struct VersionView {
     pub content: String,
     /// The version currently in the folder.
     pub current: bool,
+    /// Until when it stays restorable (RFC 3339); empty for the current
+    /// version, or when the past is kept forever.
+    #[serde(default)]
+    pub expires: String,
 }
 
 /// `hearth share status`.
@@ -192,6 +197,9 @@ pub struct Shares {
     /// fetched since: while the document stays at those heads, a write-out
     /// writes only the files whose content arrived (not a walk of them all).
     written: BTreeMap<Vec<u8>, Written>,
+    /// How long deleted files and replaced versions stay restorable, in
+    /// seconds (`None`: forever); see [`retention`].
+    keep_secs: Option<i64>,
 }
 
 /// See [`Shares::written`].
@@ -252,6 +260,7 @@ impl Shares {
             sent_us: BTreeMap::new(),
             unwritten: Default::default(),
             written: BTreeMap::new(),
+            keep_secs: Some(hearth_crdt::retention::DEFAULT_KEEP_SECS),
         })
     }
 
@@ -955,15 +964,22 @@ impl Shares {
         self.view(id).ok_or_else(|| ApiError::internal("share vanished"))
     }
 
-    /// `hearth share trash SHARE`: deleted files and folders, restorable.
-    pub fn trash(&mut self, id: &[u8]) -> Result<Vec<VersionView>, ApiError> {
+    /// `hearth share trash SHARE`: deleted files and folders, restorable
+    /// (those past the retention period are left out).
+    pub fn trash(&mut self, id: &[u8], now: u64) -> Result<Vec<VersionView>, ApiError> {
         let folder = self.folder(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
+        let deleted = self.deletion_dates(id, &folder);
+        let keep = self.keep_secs;
         Ok(folder
             .trash()
             .into_iter()
-            .map(|t| {
+            .filter_map(|t| {
+                let at = deleted.get(&t.entry).copied();
+                if at.is_some_and(|at| !retention::is_kept(at, now as i64, keep)) {
+                    return None;
+                }
                 let v = t.version.clone();
-                VersionView {
+                Some(VersionView {
                     path: t.original_path.join("/"),
                     version: 0,
                     size: v.as_ref().map(|v| v.size).unwrap_or(0),
@@ -971,46 +987,64 @@ impl Shares {
                     at: v.as_ref().map(|v| crate::views::rfc3339(v.at.max(0) as u64)).unwrap_or_default(),
                     content: v.as_ref().map(|v| hex::encode(&v.content)).unwrap_or_default(),
                     current: false,
-                }
+                    expires: retention::expires(at, keep),
+                })
             })
             .collect())
     }
 
-    /// `hearth share versions SHARE PATH`: every version of a file.
-    pub fn versions(&mut self, id: &[u8], path: &str) -> Result<Vec<VersionView>, ApiError> {
-        let (entry, _) = self.find(id, path)?;
+    /// `hearth share versions SHARE PATH`: every version of a file still
+    /// restorable (numbered from the oldest ever, so numbers never change).
+    pub fn versions(&mut self, id: &[u8], path: &str, now: u64) -> Result<Vec<VersionView>, ApiError> {
+        let (entry, _) = self.find(id, path, now)?;
         let current = self.folder(id).and_then(|f| f.versions(entry).first().cloned());
+        let keep = self.keep_secs;
         let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
-        Ok(Folder::history(doc, entry)
-            .into_iter()
+        let history = Folder::history(doc, entry);
+        Ok(history
+            .iter()
             .enumerate()
-            .map(|(i, v)| VersionView {
-                path: path.to_owned(),
-                version: i,
-                size: v.size,
-                author: v.author_name.clone(),
-                at: crate::views::rfc3339(v.at.max(0) as u64),
-                content: hex::encode(&v.content),
-                current: current.as_ref() == Some(&v),
+            .filter_map(|(i, v)| {
+                let is_current = current.as_ref() == Some(v);
+                // An old version is dated by the one that replaced it.
+                let replaced = if is_current { None } else { history.get(i + 1).map(|next| next.at) };
+                if replaced.is_some_and(|at| !retention::is_kept(at, now as i64, keep)) {
+                    return None;
+                }
+                Some(VersionView {
+                    path: path.to_owned(),
+                    version: i,
+                    size: v.size,
+                    author: v.author_name.clone(),
+                    at: crate::views::rfc3339(v.at.max(0) as u64),
+                    content: hex::encode(&v.content),
+                    current: is_current,
+                    expires: retention::expires(replaced, keep),
+                })
             })
             .collect())
     }
 
     /// An entry by its current path, or by the path it had before deletion;
     /// the bool says it is in the trash.
-    fn find(&mut self, id: &[u8], path: &str) -> Result<(EntryId, bool), ApiError> {
+    fn find(&mut self, id: &[u8], path: &str, now: u64) -> Result<(EntryId, bool), ApiError> {
         let folder = self.folder(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
         let path = path.trim_matches('/');
         if let Some(item) = folder.items().into_iter().find(|i| i.path.join("/") == path && i.conflict.is_none()) {
             return Ok((item.entry, false));
         }
-        folder
-            .trash()
-            .into_iter()
-            .rev()
-            .find(|t| t.original_path.join("/") == path)
-            .map(|t| (t.entry, true))
-            .ok_or_else(|| ApiError::not_found(format!("nothing at {path:?} in this share or its trash")))
+        let Some(item) = folder.trash().into_iter().rev().find(|t| t.original_path.join("/") == path) else {
+            return Err(ApiError::not_found(format!("nothing at {path:?} in this share or its trash")));
+        };
+        let deleted = self.deletion_dates(id, &folder).get(&item.entry).copied();
+        if let Some(at) = deleted.filter(|at| !retention::is_kept(*at, now as i64, self.keep_secs)) {
+            return Err(ApiError::not_found(format!(
+                "{path} was deleted on {}, longer ago than this node keeps deleted files ({})",
+                crate::views::rfc3339(at.max(0) as u64),
+                retention::period(self.keep_secs)
+            )));
+        }
+        Ok((item.entry, true))
     }
 
     /// `hearth share restore SHARE PATH [--version V]`: brings a deleted
@@ -1027,7 +1061,7 @@ impl Shares {
         if record.role == "read-only" {
             return Err(ApiError::conflict("read-only members cannot restore; ask the owner or a read-write member"));
         }
-        let (entry, in_trash) = self.find(id, path)?;
+        let (entry, in_trash) = self.find(id, path, now)?;
         let folder = self.folder(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
         let doc = self.docs.get_mut(id).ok_or_else(|| ApiError::not_found("this share has no document yet"))?;
         let history = Folder::history(doc, entry);
@@ -1053,6 +1087,14 @@ impl Shares {
             let old = history.get(v).ok_or_else(|| {
                 ApiError::bad_request(format!("{path} has no version {v}; see `hearth share versions`"))
             })?;
+            let replaced =
+                history.get(v + 1).map(|next| next.at).filter(|_| folder.versions(entry).first() != Some(old));
+            if replaced.is_some_and(|at| !retention::is_kept(at, now as i64, self.keep_secs)) {
+                return Err(ApiError::not_found(format!(
+                    "version {v} of {path} was replaced longer ago than this node keeps old versions ({})",
+                    retention::period(self.keep_secs)
+                )));
+            }
             let restored =
                 Version { author: self.local.clone(), author_name: self.name.clone(), at: now as i64, ..old.clone() };
             editor.set_version(entry, &restored).map_err(ApiError::internal)?;

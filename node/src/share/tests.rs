@@ -6,6 +6,8 @@ use std::sync::Arc;
 use libp2p::identity::Keypair;
 use tempfile::TempDir;
 
+use hearth_protocol::blob::ChunkHash;
+
 use super::Shares;
 use crate::blobs::BlobStore;
 use crate::store::Store;
@@ -55,4 +57,70 @@ fn a_document_saved_in_increments_and_compacted_loads_whole() {
     let doc = again.docs.get_mut(&id).expect("doc");
     assert_eq!(doc.heads(), heads);
     assert_eq!(doc.signatures().len(), signatures, "every change keeps its signature");
+}
+
+/// Writes `bytes` to `path` with an mtime old enough for a scan to take it
+/// (not still being written, see SETTLE_MS).
+fn write_old(path: &std::path::Path, bytes: &[u8], age_secs: u64) {
+    std::fs::write(path, bytes).expect("write");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
+    std::fs::File::options().write(true).open(path).expect("open").set_modified(old).expect("mtime");
+}
+
+#[test]
+fn old_versions_and_deleted_files_stay_restorable_for_the_period_then_their_contents_go() {
+    const DAY: u64 = 86_400;
+    let t0 = 1_800_000_000;
+    let home = TempDir::new().expect("home");
+    let dir = TempDir::new().expect("dir");
+    let key = Keypair::generate_ed25519();
+    let offline = |_: &libp2p::PeerId| false;
+    let mut shares = open(&home, &key);
+    write_old(&dir.path().join("notes.txt"), b"first draft of the notes", 100);
+    write_old(&dir.path().join("old.txt"), b"a file that will be deleted", 100);
+    let view = shares.create(dir.path(), Some("docs"), t0).expect("create");
+    let id = shares.resolve(&view.id).expect("id");
+    shares.scan(&id, t0, &offline).expect("scan");
+    write_old(&dir.path().join("notes.txt"), b"second draft of the notes, longer", 50);
+    shares.scan(&id, t0 + DAY, &offline).expect("scan");
+    std::fs::remove_file(dir.path().join("old.txt")).expect("delete");
+    let (report, _) = shares.scan(&id, t0 + 2 * DAY, &offline).expect("scan");
+    assert_eq!(report.deleted, 1);
+    let versions = shares.versions(&id, "notes.txt", t0 + 5 * DAY).expect("versions");
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    let (old, new) = (versions[0].clone(), versions[1].clone());
+    assert!(new.current && new.expires.is_empty());
+    assert_eq!(old.expires, crate::views::rfc3339(t0 + DAY + 30 * DAY));
+    let trash = shares.trash(&id, t0 + 5 * DAY).expect("trash");
+    assert_eq!(trash.len(), 1);
+    assert_eq!(trash[0].expires, crate::views::rfc3339(t0 + 2 * DAY + 30 * DAY));
+
+    // Within the period nothing goes.
+    assert_eq!(shares.expire(t0 + 5 * DAY).contents, 0);
+    let hash = |hex_id: &str| ChunkHash(hex::decode(hex_id).expect("hex").try_into().expect("32 bytes"));
+    assert!(shares.blobs.has(&hash(&old.content)) && shares.blobs.has(&hash(&trash[0].content)));
+
+    // After it, both are gone from the listings and from the store; the
+    // current version is whole.
+    let late = t0 + 40 * DAY;
+    assert!(shares.trash(&id, late).expect("trash").is_empty());
+    assert_eq!(shares.versions(&id, "notes.txt", late).expect("versions").len(), 1);
+    let refused = shares.restore(&id, "old.txt", None, late, &offline).expect_err("expired");
+    assert!(refused.message.contains("longer ago than this node keeps deleted files (30 days)"), "{}", refused.message);
+    let refused = shares.restore(&id, "notes.txt", Some(0), late, &offline).expect_err("expired");
+    assert!(refused.message.contains("replaced longer ago"), "{}", refused.message);
+    let report = shares.expire(late);
+    assert_eq!(report.contents, 2, "{report:?}");
+    assert!(report.bytes > 0);
+    assert!(!shares.blobs.has(&hash(&old.content)) && !shares.blobs.has(&hash(&trash[0].content)));
+    let current = shares.blobs.manifest(&hash(&new.content)).expect("read").expect("current manifest");
+    assert!(shares.blobs.missing(&current).is_empty(), "the current version keeps all its chunks");
+    assert_eq!(shares.expire(late).contents, 0, "nothing left to drop");
+
+    // Kept forever: nothing expires, however late.
+    shares.set_retention(None);
+    write_old(&dir.path().join("notes.txt"), b"third draft", 10);
+    shares.scan(&id, late, &offline).expect("scan");
+    assert_eq!(shares.expire(late + 1000 * DAY).contents, 0);
+    assert!(shares.blobs.has(&hash(&new.content)), "the replaced second draft stays");
 }

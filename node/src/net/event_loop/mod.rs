@@ -38,6 +38,9 @@ const TICK: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest wait for connections to close at shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often contents past the retention period are dropped (see
+/// `Shares::expire`); the first time one interval after the start.
+const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
 
 struct PendingJoin {
     joiner: Joiner,
@@ -88,6 +91,8 @@ pub struct EventLoop {
     blob_requests: HashMap<OutboundRequestId, (hearth_protocol::blob::ChunkHash, hearth_protocol::blob::Get)>,
     /// When the shares were last scanned.
     last_scan: Instant,
+    /// When contents past the retention period were last dropped.
+    last_expiry: Instant,
     /// Bytes of verified chunks waiting to be handed to a writer.
     chunk_batch_bytes: usize,
     watch: watch::Watch,
@@ -130,6 +135,7 @@ impl EventLoop {
             blob_io: Default::default(),
             blob_requests: HashMap::new(),
             last_scan: Instant::now(),
+            last_expiry: Instant::now(),
             chunk_batch_bytes: 0,
             watch: watch::Watch::new(),
             pending_writes: Default::default(),
@@ -740,6 +746,10 @@ impl EventLoop {
         if now.duration_since(self.last_scan) >= Duration::from_secs(self.config.rescan_secs.max(1)) {
             self.last_scan = now;
             self.scan_all();
+        }
+        if now.duration_since(self.last_expiry) >= EXPIRY_EVERY {
+            self.last_expiry = now;
+            blocking(|| self.shares.expire(now_unix()));
         }
         self.write_pending();
         self.retry_unavailable();

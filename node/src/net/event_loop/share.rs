@@ -159,16 +159,16 @@ impl EventLoop {
             }
             ShareOp::Trash(share) => {
                 let id = self.shares.resolve(&share)?;
-                json(self.shares.trash(&id)?)
+                json(self.shares.trash(&id, now)?)
             }
             ShareOp::Versions { share, path } => {
                 let id = self.shares.resolve(&share)?;
-                json(self.shares.versions(&id, &path)?)
+                json(self.shares.versions(&id, &path, now)?)
             }
             ShareOp::Restore { share, path, version } => {
                 let id = self.shares.resolve(&share)?;
                 out.extend(self.shares.restore(&id, &path, version, now, &online)?);
-                json(self.shares.versions(&id, &path)?)
+                json(self.shares.versions(&id, &path, now)?)
             }
             ShareOp::Doc(share) => {
                 let id = self.shares.resolve(&share)?;
