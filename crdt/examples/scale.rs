@@ -56,6 +56,24 @@ fn main() {
         println!("items {}: rss {} MB", items.len(), rss_mb());
         return;
     }
+    if let Some(path) = std::env::args().nth(1).filter(|a| a.ends_with(".changes")) {
+        // What a new member goes through: every change received at once.
+        let bytes = std::fs::read(&path).expect("read");
+        let changes: Vec<hearth_crdt::doc::SignedChange> = ciborium::from_reader(bytes.as_slice()).expect("decode");
+        drop(bytes);
+        println!("start, {} changes read: rss {} MB", changes.len(), rss_mb());
+        let (owner, member) = (Key(SigningKey::from_bytes(&[1; 32])), Key(SigningKey::from_bytes(&[2; 32])));
+        let mut doc = ShareDoc::join(&owner.peer(), &member.peer());
+        doc.track_touched();
+        let report = doc.receive(changes, &Ed);
+        println!("received {} changes: rss {} MB", report.applied.len(), rss_mb());
+        drop(doc.take_touched());
+        let folder = Folder::from_doc(&doc);
+        println!("folder {} entries: rss {} MB", folder.tree().len(), rss_mb());
+        let saved = doc.save();
+        println!("saved {} bytes: rss {} MB", saved.len(), rss_mb());
+        return;
+    }
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let batch: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(2_000);
     let owner = Key(SigningKey::from_bytes(&[1; 32]));
@@ -117,6 +135,9 @@ fn main() {
     let t = Instant::now();
     let changes = doc.changes_for(&[]);
     let bytes: usize = changes.iter().map(|c| c.change.len()).sum();
+    let mut file = Vec::new();
+    ciborium::into_writer(&changes, &mut file).expect("encode");
+    std::fs::write(format!("/tmp/scale-{n}.changes"), file).expect("write");
     println!("changes_for: {:.2} s, {} changes, {} bytes", t.elapsed().as_secs_f64(), changes.len(), bytes);
     let member = Key(SigningKey::from_bytes(&[2; 32]));
     let mut other = ShareDoc::join(&owner.peer(), &member.peer());
@@ -134,7 +155,11 @@ fn main() {
     let t = Instant::now();
     tracked.receive(changes, &Ed);
     let touched = tracked.take_touched().map(|(_, t)| t.entries.len() + t.moves.len()).unwrap_or(0);
-    println!("receive while tracking: {:.2} s, {touched} keys touched", t.elapsed().as_secs_f64());
+    println!(
+        "receive while tracking: {:.2} s, {touched} keys touched, rss {} MB (two received documents held)",
+        t.elapsed().as_secs_f64(),
+        rss_mb()
+    );
     drop(tracked);
     let t = Instant::now();
     let folder = Folder::from_doc(&other);

@@ -661,6 +661,7 @@ impl ShareDoc {
             self.doc = restored;
             return Err(DocError::NotAllowed(rejection));
         }
+        self.drop_patch_log();
         let signature = signer.sign(&signing_message(&hash));
         self.signatures.insert(hash, signature.clone());
         self.unsaved.push(hash);
@@ -728,7 +729,16 @@ impl ShareDoc {
             }
         }
         report.pending = self.pending.len();
+        self.drop_patch_log();
         report
+    }
+
+    /// Empties Automerge's patch log. Automerge 0.12 records an event per
+    /// op applied or committed even while no one asked for patches (the log
+    /// is inactive), and keeps them for the document's lifetime: 84 MB for
+    /// a 100,000-file share received. Call only with no open transaction.
+    fn drop_patch_log(&mut self) {
+        self.doc.reset_diff_cursor();
     }
 
     /// The signed changes a peer whose heads are `their_heads` lacks. Heads we

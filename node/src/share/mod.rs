@@ -185,8 +185,8 @@ pub struct Shares {
     /// Each share's folder as last read from its document, with the heads
     /// it was read at: rebuilt only when the document changed.
     folders: BTreeMap<Vec<u8>, (Vec<ChangeHash>, Arc<Folder>)>,
-    /// Increments stored since each document's last full save.
-    increments: BTreeMap<Vec<u8>, usize>,
+    /// What is stored of each document since its last full save.
+    increments: BTreeMap<Vec<u8>, Stored>,
     /// Changes each member sent us, per share (in memory): they have them,
     /// so they are never sent back, even while their heads are unknown here.
     sent_us: BTreeMap<(Vec<u8>, Vec<u8>), std::collections::BTreeSet<ChangeHash>>,
@@ -202,6 +202,27 @@ pub struct Shares {
     keep_secs: Option<i64>,
 }
 
+/// See [`Shares::increments`].
+#[derive(Clone, Copy, Default)]
+struct Stored {
+    /// Increments appended.
+    count: usize,
+    /// Their bytes.
+    appended: u64,
+    /// Bytes of the full save they follow.
+    full: u64,
+}
+
+impl Stored {
+    /// Whether to save the document whole again: after [`COMPACT_AFTER`]
+    /// increments, once they weigh half the full save. A full save of a
+    /// 100,000-file share takes about 150 MB and two seconds, so it must
+    /// not come every few dozen edits.
+    fn compact(&self) -> bool {
+        self.count >= COMPACT_AFTER && self.appended.saturating_mul(2) >= self.full
+    }
+}
+
 /// See [`Shares::written`].
 #[derive(Default)]
 struct Written {
@@ -210,7 +231,8 @@ struct Written {
     fetched: std::collections::BTreeSet<ChunkHash>,
 }
 
-/// A document is saved whole again (compacted) after this many increments.
+/// A document is saved whole again (compacted) after at least this many
+/// increments (see `Stored::compact`).
 const COMPACT_AFTER: usize = 64;
 
 /// A scan commits its edits every this many (about 450 bytes each: one
@@ -234,7 +256,10 @@ impl Shares {
                     .collect();
                 let doc = ShareDoc::load(&stored.bytes, signatures, &record.owner, &local)?;
                 docs.insert(id.clone(), doc);
-                increments.insert(id.clone(), stored.increments);
+                // The split of the stored bytes is unknown: count them all as
+                // the full save (compaction comes later, never earlier).
+                let full = stored.bytes.len() as u64;
+                increments.insert(id.clone(), Stored { count: stored.increments, appended: 0, full });
             }
             if let Some(bytes) = store.share_index(&id)? {
                 let index: Index = ciborium::from_reader(bytes.as_slice())
@@ -519,22 +544,23 @@ impl Shares {
             list.map(|(h, s)| (h.0.to_vec(), s.clone())).collect()
         };
         // Append the new changes; save the whole document (which replaces
-        // the increments) for a new share and every COMPACT_AFTER appends.
+        // the increments) for a new share and when `Stored::compact` says.
         let result = match self.increments.get(id).copied() {
-            Some(count) if count < COMPACT_AFTER => {
+            Some(stored) if !stored.compact() => {
                 let increment = doc.save_incremental();
                 if increment.bytes.is_empty() && increment.signatures.is_empty() {
                     self.store.put_share(id, record, None)
                 } else {
                     let signatures = sigs(&mut increment.signatures.iter().map(|(h, s)| (h, s)));
-                    self.increments.insert(id.to_vec(), count + 1);
+                    let appended = stored.appended + increment.bytes.len() as u64;
+                    self.increments.insert(id.to_vec(), Stored { count: stored.count + 1, appended, ..stored });
                     self.store.put_share(id, record, Some(DocWrite::Append(&increment.bytes, &signatures)))
                 }
             }
             _ => {
                 let bytes = doc.save();
                 let signatures = sigs(&mut doc.signatures().iter());
-                self.increments.insert(id.to_vec(), 0);
+                self.increments.insert(id.to_vec(), Stored { count: 0, appended: 0, full: bytes.len() as u64 });
                 self.store.put_share(id, record, Some(DocWrite::Full(&bytes, &signatures)))
             }
         };
