@@ -106,6 +106,10 @@ def run_hearth(args, work: Path, tree: Path) -> dict:
         res["receiver_status"] = {k: status.get(k) for k in ("files", "folders", "doc_changes", "files_pending_down")}
         res["rss_end"] = {"A": rss(a), "B": rss(b)}
         res["cpu_s"] = {"A": fs.proc_cpu_s(a.pid), "B": fs.proc_cpu_s(b.pid)}
+        # Nothing may be lost on the way: the owner still has every file.
+        res["owner_files_after"] = count_files(src, args.files)
+        if res["owner_files_after"] < args.files:
+            raise RuntimeError(f"the owner lost files: {res['owner_files_after']} of {args.files} left")
     except (TimeoutError, RuntimeError) as e:
         res["error"] = str(e)[:500]
         log(f"hearth: {e}")
@@ -145,6 +149,10 @@ def run_syncthing(args, work: Path, tree: Path) -> dict:
         log(f"syncthing: every file on the new member in {res['all_files_secs']} s")
         res["rss_end"] = {"A": rss(a), "B": rss(b)}
         res["cpu_s"] = {"A": fs.proc_cpu_s(a.pid), "B": fs.proc_cpu_s(b.pid)}
+        # Nothing may be lost on the way: the owner still has every file.
+        res["owner_files_after"] = count_files(src, args.files)
+        if res["owner_files_after"] < args.files:
+            raise RuntimeError(f"the owner lost files: {res['owner_files_after']} of {args.files} left")
     except (TimeoutError, RuntimeError) as e:
         res["error"] = str(e)[:500]
         log(f"syncthing: {e}")
@@ -165,6 +173,7 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/hearth-bench-cache"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/hearth-bench-meta"))
     ap.add_argument("--results", type=Path, default=fs.HERE / "results")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory (node logs: */A.log, */B.log)")
     args = ap.parse_args()
     only = set(args.only.split(","))
     tree = make_tree(args.cache, args.files)
@@ -185,7 +194,7 @@ def main() -> int:
     out.write_text(json.dumps(res, indent=1) + "\n")
     log(f"results: {out}")
     print(json.dumps(res, indent=1))
-    if any("error" in res.get(t, {}) for t in ("hearth", "syncthing")):
+    if args.keep or any("error" in res.get(t, {}) for t in ("hearth", "syncthing")):
         log(f"scratch kept in {args.work} (node logs: */A.log, */B.log)")
     else:
         shutil.rmtree(args.work, ignore_errors=True)

@@ -124,12 +124,10 @@ impl Folder {
     pub fn from_doc(doc: &ShareDoc) -> Folder {
         let mut skipped_values = 0;
         let mut ops = Vec::new();
-        for (key, bytes) in doc.moves() {
-            match from_cbor::<MoveOp>(&bytes) {
-                Some(op) if move_key(&op.id) == key => ops.push(op),
-                _ => skipped_values += 1,
-            }
-        }
+        doc.for_each_move(|key, bytes| match from_cbor::<MoveOp>(bytes) {
+            Some(op) if move_key(&op.id) == key => ops.push(op),
+            _ => skipped_values += 1,
+        });
         let tree = Tree::from_ops(ops);
         let mut versions = BTreeMap::new();
         for entry in tree.entries() {

@@ -744,8 +744,8 @@ impl<'a> ShareFs<'a> {
         let items: Vec<_> = folder.items().into_iter().filter(|i| !i.path.iter().any(|n| ignored(n))).collect();
         let wanted: BTreeMap<String, &hearth_crdt::folder::Item> =
             items.iter().map(|i| (i.path.join("/"), i)).collect();
-        let by_entry: BTreeMap<EntryId, String> =
-            items.iter().filter(|i| i.conflict.is_none()).map(|i| (i.entry, i.path.join("/"))).collect();
+        let by_entry: BTreeMap<EntryId, &str> =
+            wanted.iter().filter(|(_, i)| i.conflict.is_none()).map(|(path, i)| (i.entry, path.as_str())).collect();
 
         // 1. Moves: an indexed entry now wanted elsewhere is renamed on disk.
         let indexed: Vec<(String, Indexed)> =
