@@ -38,6 +38,10 @@ pub struct FileEntry {
     pub mode: u32,
     /// Content, in order.
     pub chunks: Vec<ChunkId>,
+    /// Plaintext length of each chunk, so a restore knows every chunk's
+    /// offset before fetching it.
+    #[serde(default)]
+    pub sizes: Vec<u32>,
 }
 
 /// Figures of one snapshot.
@@ -113,6 +117,20 @@ pub struct Catalog {
     pub index: BTreeMap<ChunkId, Location>,
     /// Packs.
     pub packs: BTreeMap<PackId, PackRecord>,
+    /// The friends and their last known addresses, so that a restore that
+    /// starts from one friend finds the others.
+    #[serde(default)]
+    pub hosts: Vec<HostAddrs>,
+}
+
+/// A friend's peer id and multiaddresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAddrs {
+    /// Peer id bytes.
+    #[serde(with = "serde_bytes")]
+    pub peer: PeerBytes,
+    /// Multiaddresses (text).
+    pub addrs: Vec<String>,
 }
 
 /// Why a sealed catalog did not open.
@@ -207,6 +225,7 @@ mod tests {
                 mtime_ns: 2,
                 mode: 0o644,
                 chunks: vec![ChunkId([2; 32])],
+                sizes: vec![1],
             }],
             state: vec![],
             stats: SnapshotStats::default(),
@@ -230,7 +249,14 @@ mod tests {
             id: "a".into(),
             time: 1,
             paths: vec![],
-            files: vec![FileEntry { path: "x".into(), size: 1, mtime_ns: 0, mode: 0, chunks: vec![ChunkId([1; 32])] }],
+            files: vec![FileEntry {
+                path: "x".into(),
+                size: 1,
+                mtime_ns: 0,
+                mode: 0,
+                chunks: vec![ChunkId([1; 32])],
+                sizes: vec![1],
+            }],
             state: vec![],
             stats: SnapshotStats::default(),
         });
