@@ -53,6 +53,15 @@ impl TestNode {
         Ok(node)
     }
 
+    /// Starts a node on a home that already exists (e.g. one a backup
+    /// restore rebuilt), kept in `dir`.
+    pub async fn start_existing(name: &str, dir: tempfile::TempDir, home: Home) -> Result<Self> {
+        init_logs();
+        let mut node = Self { home, name: name.to_owned(), _dir: dir, running: None };
+        node.start().await?;
+        Ok(node)
+    }
+
     /// Starts (or restarts) the node on its home.
     pub async fn start(&mut self) -> Result<()> {
         if self.running.is_none() {

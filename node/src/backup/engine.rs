@@ -536,6 +536,7 @@ impl Engine {
                     std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?
                 };
                 let (chunks, sizes) = packer.bytes(&bytes)?.into_iter().unzip();
+                packer.stats.bytes += bytes.len() as u64;
                 state.push(FileEntry {
                     path: (*name).into(),
                     size: bytes.len() as u64,

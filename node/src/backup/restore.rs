@@ -99,9 +99,10 @@ pub async fn fetch_pack(
                 problems.push(format!("{e:#}"));
             }
             None => bail!(
-                "pack {} cannot be rebuilt: only {} of the {k} shards needed could be fetched; more friends must be online",
+                "pack {} cannot be rebuilt: only {} of the {k} shards needed could be fetched ({}); more friends must be online",
                 pack.hex(),
-                good.len()
+                good.len(),
+                if problems.is_empty() { "no friend holding one is reachable".to_string() } else { problems.join("; ") }
             ),
         }
     }
@@ -369,6 +370,12 @@ pub async fn restore_fresh(home: &Home, key: &str, from: &[String], to: Option<P
         std::fs::create_dir_all(home.root())?;
         let mut report = RestoreReport { snapshot: snapshot.id.clone(), ..Default::default() };
         restore_files(&rpc, &keys, &catalog, files, &mut report).await?;
+        // The database came from the snapshot, whose catalog predates the
+        // snapshot itself: keep the newest catalog, which knows them all.
+        {
+            let store = crate::store::Store::open(&home.db_path())?;
+            super::store::set_catalog(&store, &catalog)?;
+        }
         // The API token and anything else missing is made anew.
         home.init(None)?;
         Ok(report)

@@ -49,7 +49,7 @@ pub struct FileEntry {
 pub struct SnapshotStats {
     /// Files.
     pub files: u64,
-    /// Plaintext bytes of all files.
+    /// Plaintext bytes of all files and of the node's state.
     pub bytes: u64,
     /// Plaintext bytes of chunks not seen before.
     pub new_bytes: u64,
