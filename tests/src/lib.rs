@@ -159,6 +159,19 @@ fn quic_socket(multiaddr: &str) -> Option<std::net::SocketAddr> {
     }
 }
 
+/// Incompressible-looking, deterministic bytes (xorshift from `seed`).
+pub fn noise_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed + 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// Polls `check` every 50 ms until it returns true, for at most `timeout`.
 pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F) -> Result<()>
 where

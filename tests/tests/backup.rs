@@ -32,26 +32,13 @@ const ACCOUNT: &str = r#"{
   ]
 }"#;
 
-/// Pseudo-random bytes (xorshift), so that content does not compress away.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// Writes the owner's files; returns (relative path, bytes).
 fn write_data(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut recipe = CONTENT_MARKER.to_vec();
     recipe.extend_from_slice(b"\nflour, butter, eggs\n");
     let files = vec![
         (PathBuf::from("recipes.txt"), recipe),
-        (PathBuf::from("photos/holiday.raw"), noise(3_000_000, 7)),
+        (PathBuf::from("photos/holiday.raw"), hearth_tests::noise_bytes(3_000_000, 7)),
         (PathBuf::from(format!("papers/{NAME_MARKER}.txt")), b"tax return 2024".to_vec()),
         (PathBuf::from("papers/empty"), Vec::new()),
     ];
