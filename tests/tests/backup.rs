@@ -173,7 +173,7 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     let report = restore_fresh(&fresh, &key, &from, None).await?;
     assert_eq!(report.files, 4 + 3, "files and node state: {report:?}");
     for (rel, bytes) in &files {
-        assert_eq!(&std::fs::read(data.join(rel))?, bytes, "{} restored byte for byte", rel.display());
+        assert!(&std::fs::read(data.join(rel))? == bytes, "{} restored byte for byte", rel.display());
     }
     let restored = TestNode::start_existing("owner", fresh_dir, fresh).await?;
     assert_eq!(restored.peer_id()?, owner_peer, "the identity came back");
@@ -249,7 +249,7 @@ async fn a_friend_that_drops_shards_is_caught_and_repaired() -> Result<()> {
     backup(&owner, restore(&target)).await?;
     for (rel, bytes) in &files {
         let at = target.join(data.strip_prefix("/")?).join(rel);
-        assert_eq!(&std::fs::read(&at)?, bytes, "{}", at.display());
+        assert!(&std::fs::read(&at)? == bytes, "{} differs from what was backed up", at.display());
     }
     // Every remaining holder now returns corrupted shards: they are
     // refused with a clear error and nothing is written.
@@ -277,5 +277,88 @@ async fn a_friend_that_drops_shards_is_caught_and_repaired() -> Result<()> {
         Ok(s["friends"].to_string().contains("re-created"))
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_friend_away_past_the_grace_period_is_replaced() -> Result<()> {
+    let mut owner = TestNode::start_new("owner").await?;
+    let f1 = TestNode::start_new("ann").await?;
+    let f2 = TestNode::start_new("ben").await?;
+    let f3 = TestNode::start_new("cat").await?;
+    owner.stop().await?;
+    owner.configure(|c| {
+        c.backup_k = Some(1);
+        c.backup_n = Some(2);
+        c.backup_grace_secs = 1;
+    })?;
+    owner.start().await?;
+    setup(&owner, &[&f1, &f2, &f3], 100 << 20).await?;
+    let data_dir = tempfile::tempdir()?;
+    let data = data_dir.path().join("data");
+    write_data(&data)?;
+    backup(&owner, BackupOp::Add { path: data.to_string_lossy().into_owned() }).await?;
+    backup(&owner, BackupOp::Run).await?;
+    let friends = backup(&owner, BackupOp::Friends).await?;
+    let holder = friends
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["holds_for_me_shards"].as_u64() > Some(0)))
+        .and_then(|f| f["name"].as_str().map(str::to_owned))
+        .ok_or_else(|| anyhow!("a holder: {friends}"))?;
+    let mut nodes = [f1, f2, f3];
+    let away = nodes.iter_mut().find(|n| n.name == holder).ok_or_else(|| anyhow!("holder node"))?;
+    away.stop().await?;
+    eventually(ONLINE, "the owner to see the friend leave", || async {
+        Ok(owner.contact(&holder).await?.is_some_and(|c| !c.online))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let audit = backup(&owner, BackupOp::Audit).await?;
+    let repairs = audit["repairs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(repairs.len(), 1, "{audit}");
+    assert!(repairs[0]["reason"].as_str().unwrap_or_default().contains("away since"), "{audit}");
+    assert!(repairs[0]["moved"].as_u64() > Some(0), "{audit}");
+    let status = backup(&owner, BackupOp::Status).await?;
+    assert_eq!(status["restorable"], true, "{status}");
+    assert!(status["friends"].to_string().contains("re-created"), "{status}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_reclaims_space_on_the_friend_and_keeps_what_is_kept() -> Result<()> {
+    let owner = TestNode::start_new("owner").await?;
+    let f1 = TestNode::start_new("ann").await?;
+    setup(&owner, &[&f1], 100 << 20).await?;
+    let data_dir = tempfile::tempdir()?;
+    let data = data_dir.path().join("data");
+    let mut files = write_data(&data)?;
+    backup(&owner, BackupOp::Add { path: data.to_string_lossy().into_owned() }).await?;
+    backup(&owner, BackupOp::Run).await?;
+    // The large file is replaced: its old chunks are only in the first snapshot.
+    let replaced = hearth_tests::noise_bytes(3_000_000, 99);
+    std::fs::write(data.join("photos/holiday.raw"), &replaced)?;
+    files[1].1 = replaced;
+    let second = backup(&owner, BackupOp::Run).await?;
+    assert!(second["stats"]["new_bytes"].as_u64() > Some(3_000_000), "the new photo is sent: {second}");
+    let used = |v: serde_json::Value| v[0]["used"].as_u64().unwrap_or(0);
+    let before = used(backup(&f1, BackupOp::Hosting).await?);
+
+    let forgot = backup(
+        &owner,
+        BackupOp::Forget(hearth_node::backup::engine::KeepPolicy { keep_last: Some(1), ..Default::default() }),
+    )
+    .await?;
+    assert_eq!(forgot["removed_snapshots"], 1, "{forgot}");
+    assert!(forgot["freed_bytes"].as_u64() > Some(2_000_000), "the old photo's space is reclaimed: {forgot}");
+    let after = used(backup(&f1, BackupOp::Hosting).await?);
+    assert!(after + 2_000_000 < before, "host usage {before} -> {after}");
+    assert_eq!(backup(&owner, BackupOp::Snapshots).await?.as_array().map(|a| a.len()), Some(1));
+
+    let target = data_dir.path().join("restored");
+    backup(&owner, BackupOp::Restore { snapshot: None, path: None, to: target.to_string_lossy().into_owned() }).await?;
+    for (rel, bytes) in &files {
+        let at = target.join(data.strip_prefix("/")?).join(rel);
+        assert!(&std::fs::read(&at)? == bytes, "{} differs from what was backed up", at.display());
+    }
     Ok(())
 }

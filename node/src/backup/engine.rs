@@ -24,7 +24,7 @@ use hearth_protocol::backup::catalog::{
 use hearth_protocol::backup::chunk::{self, ChunkId};
 use hearth_protocol::backup::erasure::{self, ShardId};
 use hearth_protocol::backup::keys::{Keys, RootSecret};
-use hearth_protocol::backup::pack::{Pack, PackBuilder};
+use hearth_protocol::backup::pack::{Location, Pack, PackBuilder, PackId};
 use hearth_protocol::backup::wire::{BackupRequest, BackupResponse};
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
@@ -781,7 +781,14 @@ impl Engine {
         let before = catalog.snapshots.len();
         catalog.snapshots.retain(|s| keep.contains(&s.id));
         let removed = before - catalog.snapshots.len();
-        let dead = catalog.prune();
+        let (repacked, mut dead) = match self.repack(&mut catalog).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("repacking partly used packs failed, only unused packs are pruned: {e:#}");
+                (0, Vec::new())
+            }
+        };
+        dead.extend(catalog.prune());
         let mut by_host: BTreeMap<Vec<u8>, Vec<ShardId>> = BTreeMap::new();
         for (_, rec) in &dead {
             for s in &rec.shards {
@@ -815,12 +822,104 @@ impl Engine {
         self.replicate(&catalog, &keys).await;
         info!(removed, packs = dead.len(), freed, "backup forget and prune done");
         Ok(serde_json::json!({
+            "repacked_packs": repacked,
             "removed_snapshots": removed,
             "kept_snapshots": catalog.snapshots.len(),
             "pruned_packs": dead.len(),
             "freed_bytes": freed,
             "friends_unreachable": pending,
         }))
+    }
+}
+
+impl Engine {
+    /// Packs that hold both live and dead chunks are rebuilt with their live
+    /// chunks only (the sealed chunks are copied as they are: a sealed
+    /// chunk does not depend on its position), placed like new packs, and
+    /// the old packs returned for deletion. Needs the friends of a run.
+    async fn repack(&self, catalog: &mut Catalog) -> Result<(usize, Vec<(PackId, PackRecord)>)> {
+        let live = catalog.referenced();
+        let mut by_pack: BTreeMap<PackId, (Vec<(ChunkId, Location)>, bool)> = BTreeMap::new();
+        for (id, loc) in &catalog.index {
+            let e = by_pack.entry(loc.pack).or_default();
+            if live.contains(id) {
+                e.0.push((*id, *loc));
+            } else {
+                e.1 = true;
+            }
+        }
+        let mixed: Vec<(PackId, Vec<(ChunkId, Location)>)> =
+            by_pack.into_iter().filter(|(_, (l, dead))| *dead && !l.is_empty()).map(|(p, (l, _))| (p, l)).collect();
+        if mixed.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let friends = self.usable_friends().await?;
+        if friends.is_empty() {
+            bail!("no friend online to place repacked chunks");
+        }
+        let (dk, dn) = erasure::default_coding(friends.len());
+        let n = self.config.backup_n.unwrap_or(dn).clamp(1, friends.len());
+        let k = self.config.backup_k.unwrap_or(dk).clamp(1, n);
+        let mut loads: BTreeMap<PeerId, u64> = friends.iter().map(|(p, f)| (*p, f.stored)).collect();
+        let mut builder = PackBuilder::default();
+        let mut old = Vec::new();
+        let mut placed = Vec::new();
+        let mut problems = Vec::new();
+        for (pack, chunks) in &mixed {
+            let Some(record) = catalog.packs.get(pack).cloned() else { continue };
+            let bytes =
+                super::restore::fetch_pack(&self.rpc, catalog, pack, &record, &BTreeSet::new(), &mut problems).await?;
+            for (id, loc) in chunks {
+                let sealed = bytes
+                    .get(loc.offset as usize..loc.offset as usize + loc.len as usize)
+                    .ok_or_else(|| anyhow!("chunk {} lies outside its pack", id.hex()))?;
+                builder.add(*id, sealed.to_vec());
+            }
+            old.push((*pack, record));
+            if builder.full() {
+                placed.push(self.place_built(std::mem::take(&mut builder), &mut loads, k, n).await?);
+            }
+        }
+        if !builder.is_empty() {
+            placed.push(self.place_built(builder, &mut loads, k, n).await?);
+        }
+        let gone: BTreeSet<PackId> = old.iter().map(|(p, _)| *p).collect();
+        catalog.index.retain(|_, l| !gone.contains(&l.pack));
+        for (pack, record) in placed {
+            for (id, loc) in &pack.entries {
+                catalog.index.insert(*id, *loc);
+            }
+            catalog.packs.insert(pack.id, record);
+        }
+        for p in &gone {
+            catalog.packs.remove(p);
+        }
+        for (peer, bytes) in &loads {
+            bstore::update_friend(&self.store, &peer.to_bytes(), |f| {
+                f.map(|mut f| {
+                    f.stored = *bytes;
+                    f
+                })
+            })?;
+        }
+        info!(packs = old.len(), "repacked the live chunks of partly used packs");
+        Ok((old.len(), old))
+    }
+}
+
+impl Engine {
+    async fn place_built(
+        &self,
+        builder: PackBuilder,
+        loads: &mut BTreeMap<PeerId, u64>,
+        k: usize,
+        n: usize,
+    ) -> Result<(Pack, PackRecord)> {
+        let pack = builder.finish(rand::random());
+        let shards = erasure::encode(&pack.id, &pack.bytes, k, n)?;
+        let ready = ReadyPack { pack, shards };
+        let record = self.place(&ready, loads, k, n).await?;
+        Ok((ready.pack, record))
     }
 }
 
@@ -866,7 +965,9 @@ pub fn restorable(catalog: &Catalog, online: &BTreeSet<PeerId>) -> (bool, usize,
 /// newest of each period, for the N newest periods).
 pub fn keep_set(snapshots: &[Snapshot], policy: &KeepPolicy) -> BTreeSet<String> {
     let mut keep = BTreeSet::new();
-    let mut newest: Vec<&Snapshot> = snapshots.iter().collect();
+    // Snapshots are appended in order: among equal times (one second), the
+    // later in the list is the newer (a stable sort keeps that).
+    let mut newest: Vec<&Snapshot> = snapshots.iter().rev().collect();
     newest.sort_by_key(|s| std::cmp::Reverse(s.time));
     if let Some(n) = policy.keep_last {
         keep.extend(newest.iter().take(n).map(|s| s.id.clone()));
@@ -922,5 +1023,8 @@ mod tests {
         let daily = keep_set(&all, &KeepPolicy { keep_daily: Some(3), ..Default::default() });
         assert_eq!(daily, ["b", "c", "d"].iter().map(|s| s.to_string()).collect());
         assert_eq!(keep_set(&all, &KeepPolicy::default()).len(), 4, "no policy keeps everything");
+        let same_second = vec![snap("old", 5), snap("new", 5)];
+        let last = keep_set(&same_second, &KeepPolicy { keep_last: Some(1), ..Default::default() });
+        assert_eq!(last, ["new".to_string()].into(), "the later of two snapshots of one second is the newer");
     }
 }
