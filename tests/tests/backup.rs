@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use hearth_node::backup::restore::restore_fresh;
+use hearth_node::backup::restore::{restore_fresh, Secret};
 use hearth_node::backup::BackupOp;
 use hearth_node::bank::ImportQuery;
 use hearth_node::home::Home;
@@ -161,16 +161,18 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     let fresh_dir = tempfile::tempdir()?;
     let fresh = Home::new(fresh_dir.path().join("home"));
     let wrong = RootSecret([9; 32]).recovery_key();
-    let err = restore_fresh(&fresh, &wrong, &from, None).await.expect_err("wrong key");
+    let err = restore_fresh(&fresh, Secret::Key(wrong), &from, None).await.expect_err("wrong key");
     assert!(err.to_string().contains("recovery key"), "{err:#}");
     assert!(!fresh.root().exists() || std::fs::read_dir(fresh.root())?.next().is_none(), "a wrong key writes nothing");
     assert!(!data.exists(), "a wrong key writes nothing");
     let mut typo = key.clone().into_bytes();
     typo[3] = if typo[3] == b'A' { b'B' } else { b'A' };
-    let err = restore_fresh(&fresh, &String::from_utf8_lossy(&typo), &from, None).await.expect_err("typo");
+    let err = restore_fresh(&fresh, Secret::Key(String::from_utf8_lossy(&typo).into_owned()), &from, None)
+        .await
+        .expect_err("typo");
     assert!(err.to_string().contains("typo"), "{err:#}");
 
-    let report = restore_fresh(&fresh, &key, &from, None).await?;
+    let report = restore_fresh(&fresh, Secret::Key(key.clone()), &from, None).await?;
     assert_eq!(report.files, 4 + 3, "files and node state: {report:?}");
     for (rel, bytes) in &files {
         assert!(&std::fs::read(data.join(rel))? == bytes, "{} restored byte for byte", rel.display());
@@ -360,5 +362,42 @@ async fn forget_reclaims_space_on_the_friend_and_keeps_what_is_kept() -> Result<
         let at = target.join(data.strip_prefix("/")?).join(rel);
         assert!(&std::fs::read(&at)? == bytes, "{} differs from what was backed up", at.display());
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passphrase_replaces_a_lost_recovery_key() -> Result<()> {
+    let mut owner = TestNode::start_new("owner").await?;
+    let f1 = TestNode::start_new("ann").await?;
+    setup(&owner, &[&f1], 100 << 20).await?;
+    let data_dir = tempfile::tempdir()?;
+    let data = data_dir.path().join("data");
+    let files = write_data(&data)?;
+    backup(&owner, BackupOp::Add { path: data.to_string_lossy().into_owned() }).await?;
+    // Small Argon2id parameters: a debug build is slow at the default cost.
+    let params = hearth_protocol::backup::keys::KdfParams { m_kib: 256, t: 1, p: 1 };
+    let op = BackupOp::SetPassphrase { passphrase: "grandma's garden 1987".into(), m_kib: Some(256), t: Some(1) };
+    let set = backup(&owner, op).await?;
+    assert_eq!(set["stored_with"], serde_json::json!(["ann"]), "{set}");
+    backup(&owner, BackupOp::Run).await?;
+    let owner_peer = owner.peer_id()?;
+    let from = vec![friend_addr(&f1).await?];
+    owner.stop().await?;
+    std::fs::remove_dir_all(owner.root())?;
+    std::fs::remove_dir_all(&data)?;
+
+    let fresh_dir = tempfile::tempdir()?;
+    let fresh = Home::new(fresh_dir.path().join("home"));
+    let wrong = Secret::Passphrase("grandpa's garden 1987".into(), params);
+    let err = restore_fresh(&fresh, wrong, &from, None).await.expect_err("wrong passphrase");
+    assert!(err.to_string().contains("passphrase"), "{err:#}");
+    assert!(!data.exists() && !fresh.root().join("identity.key").exists(), "a wrong passphrase writes nothing");
+    let report = restore_fresh(&fresh, Secret::Passphrase("grandma's garden 1987".into(), params), &from, None).await?;
+    assert_eq!(report.files, 4 + 3, "{report:?}");
+    for (rel, bytes) in &files {
+        assert!(&std::fs::read(data.join(rel))? == bytes, "{} restored byte for byte", rel.display());
+    }
+    let restored = TestNode::start_existing("owner", fresh_dir, fresh).await?;
+    assert_eq!(restored.peer_id()?, owner_peer);
     Ok(())
 }

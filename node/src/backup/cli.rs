@@ -58,8 +58,13 @@ pub enum BackupCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print the recovery key (keep it on paper, away from this machine).
+    /// Print the recovery key (keep it on paper, away from this machine);
+    /// with --passphrase, also store it wrapped under that passphrase with
+    /// every friend.
     RecoveryKey {
+        /// A passphrase (at least 8 characters) that can replace the key.
+        #[arg(long)]
+        passphrase: Option<String>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -95,6 +100,9 @@ pub enum BackupCommand {
         /// The recovery key (fresh-install restore).
         #[arg(long)]
         key: Option<String>,
+        /// The passphrase set with `recovery-key --passphrase`, instead of the key.
+        #[arg(long, conflicts_with = "key")]
+        passphrase: Option<String>,
         /// A friend's full address, ADDR/p2p/PEER_ID (repeatable).
         #[arg(long)]
         from: Vec<String>,
@@ -164,24 +172,17 @@ fn absolute(p: PathBuf) -> Result<String> {
 
 /// Runs one `hearth backup` command.
 pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
-    if let BackupCommand::Restore { key: Some(key), from, to, json, .. } = &command {
-        let report = super::restore::restore_fresh(home, key, from, to.clone()).await?;
-        if *json {
-            return print_json(&serde_json::to_value(&report)?);
+    if let BackupCommand::Restore { key, passphrase, from, to, json, .. } = &command {
+        let secret = match (key, passphrase) {
+            (Some(k), _) => Some(super::restore::Secret::Key(k.clone())),
+            (None, Some(p)) => {
+                Some(super::restore::Secret::Passphrase(p.clone(), hearth_protocol::backup::keys::KdfParams::DEFAULT))
+            }
+            (None, None) => None,
+        };
+        if let Some(secret) = secret {
+            return restore_fresh(home, secret, from, to.clone(), *json).await;
         }
-        println!(
-            "restored snapshot {}: {} files, {} ({} packs) into {}",
-            report.snapshot,
-            report.files,
-            human(report.bytes),
-            report.packs,
-            home.root().display()
-        );
-        for p in &report.problems {
-            println!("worked around: {p}");
-        }
-        println!("start the node with `hearth --home {} up`", home.root().display());
-        return Ok(());
     }
     let client = Client::from_home(home)?;
     match command {
@@ -339,7 +340,11 @@ pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
                 );
             }
         }
-        BackupCommand::RecoveryKey { json } => {
+        BackupCommand::RecoveryKey { passphrase, json } => {
+            if let Some(passphrase) = passphrase {
+                let v = client.backup(&BackupOp::SetPassphrase { passphrase, m_kib: None, t: None }).await?;
+                eprintln!("the key, wrapped under your passphrase, is stored with: {}", v["stored_with"]);
+            }
             let v = client.backup(&BackupOp::RecoveryKey).await?;
             if json {
                 return print_json(&v);
@@ -369,7 +374,7 @@ pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
                 human(u(&v, "freed_bytes"))
             );
         }
-        BackupCommand::Restore { key: None, from, snapshot, path, to, json } => {
+        BackupCommand::Restore { key: None, passphrase: None, from, snapshot, path, to, json } => {
             if !from.is_empty() {
                 bail!("--from goes with --key (restore of a fresh install)");
             }
@@ -387,7 +392,7 @@ pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
                 s(&v, "snapshot")
             );
         }
-        BackupCommand::Restore { key: Some(_), .. } => {}
+        BackupCommand::Restore { .. } => {}
     }
     Ok(())
 }
@@ -415,4 +420,30 @@ async fn run_with_progress(client: &Client) -> Result<serde_json::Value> {
             }
         }
     }
+}
+
+async fn restore_fresh(
+    home: &Home,
+    secret: super::restore::Secret,
+    from: &[String],
+    to: Option<PathBuf>,
+    json: bool,
+) -> Result<()> {
+    let report = super::restore::restore_fresh(home, secret, from, to).await?;
+    if json {
+        return print_json(&serde_json::to_value(&report)?);
+    }
+    println!(
+        "restored snapshot {}: {} files, {} ({} packs) into {}",
+        report.snapshot,
+        report.files,
+        human(report.bytes),
+        report.packs,
+        home.root().display()
+    );
+    for p in &report.problems {
+        println!("worked around: {p}");
+    }
+    println!("start the node with `hearth --home {} up`", home.root().display());
+    Ok(())
 }

@@ -23,9 +23,9 @@ use hearth_protocol::backup::catalog::{
 };
 use hearth_protocol::backup::chunk::{self, ChunkId};
 use hearth_protocol::backup::erasure::{self, ShardId};
-use hearth_protocol::backup::keys::{Keys, RootSecret};
+use hearth_protocol::backup::keys::{passphrase_identity_seed, KdfParams, Keys, RootSecret, WrappedRoot};
 use hearth_protocol::backup::pack::{Location, Pack, PackBuilder, PackId};
-use hearth_protocol::backup::wire::{BackupRequest, BackupResponse};
+use hearth_protocol::backup::wire::{BackupRequest, BackupResponse, WRAPPED_ROOT};
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -280,7 +280,9 @@ impl Engine {
 
     /// Sends the hosting request again and records the answer.
     async fn refresh_friend(&self, peer: PeerId, offer: u64, restore_peer: Vec<u8>) -> Result<String> {
-        let answer = self.rpc.call(peer, vec![], BackupRequest::Hosting { offer, restore_peer }).await?;
+        let passphrase_peer = bstore::wrapped(&self.store)?.map(|(_, p)| serde_bytes::ByteBuf::from(p));
+        let request = BackupRequest::Hosting { offer, restore_peer, passphrase_peer };
+        let answer = self.rpc.call(peer, vec![], request).await?;
         let (state, quota) = match answer {
             BackupResponse::Hosting { state, quota } => (state, quota),
             BackupResponse::Refused { message, .. } => bail!("refused: {message}"),
@@ -656,6 +658,62 @@ impl Engine {
         Ok(out)
     }
 
+    /// Sets the passphrase: the root wrapped with Argon2id is stored with
+    /// every friend, readable by the passphrase identity only.
+    pub async fn set_passphrase(&self, passphrase: &str, params: KdfParams) -> Result<serde_json::Value> {
+        if passphrase.chars().count() < 8 {
+            bail!("choose a passphrase of at least 8 characters");
+        }
+        let _busy = self.busy.lock().await;
+        let root = bstore::root(&self.store)?;
+        let (pass, pass2) = (passphrase.to_owned(), passphrase.to_owned());
+        let wrapped = tokio::task::spawn_blocking(move || {
+            WrappedRoot::wrap(&root, &pass, params, rand::random(), rand::random())
+        })
+        .await
+        .map_err(|e| anyhow!("{e}"))??;
+        let seed = tokio::task::spawn_blocking(move || passphrase_identity_seed(&pass2, params))
+            .await
+            .map_err(|e| anyhow!("{e}"))??;
+        let peer = libp2p::identity::Keypair::ed25519_from_bytes(seed)
+            .map_err(|e| anyhow!("{e}"))?
+            .public()
+            .to_peer_id()
+            .to_bytes();
+        bstore::set_wrapped(&self.store, &wrapped, &peer)?;
+        let root = bstore::root(&self.store)?;
+        let restore_peer = restore_keypair(&root)?.public().to_peer_id().to_bytes();
+        let online = self.rpc.online().await;
+        let mut holders = Vec::new();
+        for (p, f) in bstore::friends(&self.store)? {
+            let Ok(id) = PeerId::from_bytes(&p) else { continue };
+            if f.state != "accepted" || !online.contains(&id) {
+                continue;
+            }
+            if let Err(e) = self.refresh_friend(id, f.offer, restore_peer.clone()).await {
+                warn!(%id, "cannot register the passphrase identity: {e:#}");
+                continue;
+            }
+            match self.put_wrapped(id, &wrapped).await {
+                Ok(()) => holders.push(peer_name(&self.store, &p)),
+                Err(e) => warn!(%id, "cannot store the wrapped root: {e:#}"),
+            }
+        }
+        Ok(serde_json::json!({ "stored_with": holders }))
+    }
+
+    async fn put_wrapped(&self, peer: PeerId, wrapped: &WrappedRoot) -> Result<()> {
+        let bytes = hearth_protocol::frame::to_cbor(wrapped).map_err(|e| anyhow!("{e}"))?;
+        self.rpc
+            .upload(peer, &bytes, |offset, total, data| BackupRequest::MetaPut {
+                name: WRAPPED_ROOT.into(),
+                offset,
+                total,
+                data,
+            })
+            .await
+    }
+
     /// Seals the catalog and sends it to every accepted friend online;
     /// returns the names of those that took it.
     pub(crate) async fn replicate(&self, catalog: &Catalog, keys: &Keys) -> Vec<String> {
@@ -680,6 +738,11 @@ impl Engine {
                     data,
                 })
                 .await;
+            if let Ok(Some((wrapped, _))) = bstore::wrapped(&self.store) {
+                if let Err(e) = self.put_wrapped(id, &wrapped).await {
+                    warn!(%id, "cannot store the wrapped root with {name}: {e:#}");
+                }
+            }
             match r {
                 Ok(()) => took.push(name),
                 Err(e) => warn!(%id, "cannot replicate the backup catalog to {name}: {e:#}"),

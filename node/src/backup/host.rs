@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use hearth_protocol::backup::erasure::ShardId;
 use hearth_protocol::backup::hosting::{decide_put, Agreement, PutAction};
-use hearth_protocol::backup::wire::{valid_name, BackupRequest, BackupResponse, Refusal, MAX_PIECE};
+use hearth_protocol::backup::wire::{valid_name, BackupRequest, BackupResponse, Refusal, MAX_PIECE, WRAPPED_ROOT};
 use tracing::{info, warn};
 
 use super::store::{self as bstore, HostingRecord};
@@ -38,6 +38,8 @@ enum Access {
     Owner(HostingRecord),
     /// The owner's restore identity: read only.
     Restore,
+    /// The owner's passphrase identity: the wrapped root only.
+    Passphrase,
 }
 
 fn refused(code: Refusal, message: impl Into<String>) -> BackupResponse {
@@ -59,8 +61,14 @@ impl Host {
             return Ok(Some((peer.to_vec(), Access::Owner(record))));
         }
         for (owner, record) in bstore::hostings(&self.store)? {
-            if record.restore_peer == peer && matches!(record.agreement, Agreement::Accepted { .. }) {
+            if !matches!(record.agreement, Agreement::Accepted { .. }) {
+                continue;
+            }
+            if record.restore_peer == peer {
                 return Ok(Some((owner, Access::Restore)));
+            }
+            if record.passphrase_peer.as_deref() == Some(peer) {
+                return Ok(Some((owner, Access::Passphrase)));
             }
         }
         Ok(None)
@@ -70,7 +78,12 @@ impl Host {
     /// (such a peer is not a contact, yet must not be disconnected).
     pub fn is_restore_peer(&self, peer: &[u8]) -> bool {
         bstore::hostings(&self.store)
-            .map(|all| all.iter().any(|(_, r)| r.restore_peer == peer && r.agreement != Agreement::Declined))
+            .map(|all| {
+                all.iter().any(|(_, r)| {
+                    (r.restore_peer == peer || r.passphrase_peer.as_deref() == Some(peer))
+                        && r.agreement != Agreement::Declined
+                })
+            })
             .unwrap_or(false)
     }
 
@@ -85,7 +98,8 @@ impl Host {
     fn try_answer(&self, peer: &[u8], request: BackupRequest, now: u64) -> anyhow::Result<BackupResponse> {
         let is_contact = self.store.contact(peer)?.is_some();
         match request {
-            BackupRequest::Hosting { offer, restore_peer } => {
+            BackupRequest::Hosting { offer, restore_peer, passphrase_peer } => {
+                let passphrase_peer = passphrase_peer.map(|p| p.into_vec());
                 if !is_contact {
                     return Ok(refused(Refusal::NotAFriend, hearth_protocol::contact::NOT_A_CONTACT));
                 }
@@ -96,12 +110,14 @@ impl Host {
                                 r.agreement = Agreement::Pending { offer };
                             }
                             r.restore_peer = restore_peer;
+                            r.passphrase_peer = passphrase_peer;
                             r.last_contact = Some(now);
                             r
                         }
                         None => HostingRecord {
                             agreement: Agreement::Pending { offer },
                             restore_peer,
+                            passphrase_peer,
                             used: 0,
                             since: now,
                             last_contact: Some(now),
@@ -141,6 +157,14 @@ impl Host {
         let write = match &access {
             Access::Owner(r) => Some(r.clone()),
             Access::Restore => None,
+            Access::Passphrase => {
+                return Ok(match request {
+                    BackupRequest::MetaGet { name, offset, len } if name == WRAPPED_ROOT => {
+                        read_range(&dir.join("meta").join(&name), offset, len)?
+                    }
+                    _ => refused(Refusal::NotAFriend, "a passphrase identity may only read the wrapped root"),
+                });
+            }
         };
         let _ = bstore::update_hosting(&self.store, &owner, |r| {
             r.map(|mut r| {

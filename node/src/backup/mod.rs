@@ -71,6 +71,17 @@ pub enum BackupOp {
     RecoveryKey,
     /// Audit every friend now.
     Audit,
+    /// Store the root, wrapped under a passphrase, with every friend.
+    SetPassphrase {
+        /// The passphrase.
+        passphrase: String,
+        /// Argon2id memory (KiB); default 64 MiB.
+        #[serde(default)]
+        m_kib: Option<u32>,
+        /// Argon2id passes; default 3.
+        #[serde(default)]
+        t: Option<u32>,
+    },
     /// Restore (part of) a snapshot into a directory.
     Restore {
         /// Snapshot id (default: the latest).

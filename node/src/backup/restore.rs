@@ -24,9 +24,9 @@ use futures::StreamExt;
 use hearth_protocol::backup::catalog::{Catalog, FileEntry, PackRecord, Snapshot};
 use hearth_protocol::backup::chunk::{self, ChunkId};
 use hearth_protocol::backup::erasure::{self, ShardId};
-use hearth_protocol::backup::keys::{Keys, RootSecret};
+use hearth_protocol::backup::keys::{passphrase_identity_seed, KdfParams, Keys, RootSecret, WrappedRoot};
 use hearth_protocol::backup::pack::PackId;
-use hearth_protocol::backup::wire::{BackupRequest, BackupResponse};
+use hearth_protocol::backup::wire::{BackupRequest, BackupResponse, WRAPPED_ROOT};
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
@@ -333,11 +333,70 @@ pub fn parse_from(text: &str) -> Result<(PeerId, Multiaddr)> {
     Ok((peer, bare))
 }
 
+/// What a fresh install restores with.
+pub enum Secret {
+    /// The recovery key.
+    Key(String),
+    /// The passphrase, and the Argon2id cost it was set with.
+    Passphrase(String, KdfParams),
+}
+
+/// Fetches the passphrase-wrapped root from the friends under the
+/// passphrase identity, and opens it.
+async fn unwrap_with_passphrase(
+    passphrase: &str,
+    params: KdfParams,
+    peers: &[(PeerId, Vec<Multiaddr>)],
+) -> Result<RootSecret> {
+    let pass = passphrase.to_owned();
+    let seed = tokio::task::spawn_blocking(move || passphrase_identity_seed(&pass, params))
+        .await
+        .map_err(|e| anyhow!("{e}"))??;
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(seed).map_err(|e| anyhow!("{e}"))?;
+    let swarm = crate::net::build_swarm(keypair, false)?;
+    let (rpc, rx) = Rpc::channel();
+    let driver = tokio::spawn(drive(swarm, rx));
+    let mut errors = Vec::new();
+    let mut root = None;
+    for (peer, addrs) in peers {
+        let got = rpc
+            .download(*peer, addrs, 4096, |offset, len| BackupRequest::MetaGet {
+                name: WRAPPED_ROOT.into(),
+                offset,
+                len,
+            })
+            .await;
+        match got.and_then(|b| hearth_protocol::frame::from_cbor::<WrappedRoot>(&b).map_err(|e| anyhow!("{e}"))) {
+            Ok(w) => {
+                let pass = passphrase.to_owned();
+                match tokio::task::spawn_blocking(move || w.unwrap_root(&pass)).await.map_err(|e| anyhow!("{e}"))? {
+                    Ok(r) => {
+                        root = Some(r);
+                        break;
+                    }
+                    Err(e) => errors.push(format!("{peer}: {e}")),
+                }
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    drop(rpc);
+    let _ = tokio::time::timeout(Duration::from_secs(2), driver).await;
+    root.ok_or_else(|| {
+        anyhow!(
+            "no friend gave a wrapped key that opens with this passphrase: it is wrong, or none was set ({})",
+            errors.join("; ")
+        )
+    })
+}
+
 /// Restores a whole instance into the fresh home `home`, from friends at
-/// `from` (`ADDR/p2p/PEER`), with only the recovery key. Files go back to
-/// their original paths, or under `to`.
-pub async fn restore_fresh(home: &Home, key: &str, from: &[String], to: Option<PathBuf>) -> Result<RestoreReport> {
-    let root = RootSecret::from_recovery_key(key)?;
+/// `from` (`ADDR/p2p/PEER`), with only the recovery key (or passphrase).
+/// Files go back to their original paths, or under `to`.
+pub async fn restore_fresh(home: &Home, secret: Secret, from: &[String], to: Option<PathBuf>) -> Result<RestoreReport> {
+    if let Secret::Key(key) = &secret {
+        RootSecret::from_recovery_key(key)?;
+    }
     if home.path("identity.key").exists() || home.db_path().exists() {
         bail!(
             "{} already holds a node; restore into a fresh home (`--home NEW_DIR`) so nothing is overwritten",
@@ -350,6 +409,10 @@ pub async fn restore_fresh(home: &Home, key: &str, from: &[String], to: Option<P
     let peers: Vec<(PeerId, Vec<Multiaddr>)> =
         from.iter().map(|t| parse_from(t).map(|(p, a)| (p, vec![a]))).collect::<Result<_>>()?;
     crate::node::install_crypto_provider();
+    let root = match secret {
+        Secret::Key(key) => RootSecret::from_recovery_key(&key)?,
+        Secret::Passphrase(p, params) => unwrap_with_passphrase(&p, params, &peers).await?,
+    };
     let keypair = restore_keypair(&root)?;
     info!(restore_peer = %keypair.public().to_peer_id(), "restoring from {} friend(s)", peers.len());
     let swarm = crate::net::build_swarm(keypair, false)?;

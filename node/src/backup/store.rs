@@ -16,6 +16,8 @@ use crate::store::{decode, encode, Store};
 const ROOT_KEY: &str = "backup_root";
 const CATALOG_KEY: &str = "backup_catalog";
 const PATHS_KEY: &str = "backup_paths";
+const WRAPPED_KEY: &str = "backup_wrapped_root";
+const PASSPHRASE_PEER_KEY: &str = "backup_passphrase_peer";
 
 /// Result of the last audit of a friend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +57,9 @@ pub struct HostingRecord {
     pub agreement: Agreement,
     /// The owner's restore identity (may read, never write).
     pub restore_peer: Vec<u8>,
+    /// The owner's passphrase identity (may read the wrapped root only).
+    #[serde(default)]
+    pub passphrase_peer: Option<Vec<u8>>,
     /// Bytes held for the owner (partial uploads included).
     pub used: u64,
     /// Unix seconds of the request.
@@ -209,4 +214,17 @@ pub fn set_file_cache(store: &Store, files: &[(String, CachedFile)]) -> Result<(
     }
     txn.commit()?;
     Ok(())
+}
+
+/// The passphrase-wrapped root and the passphrase identity, if set.
+pub fn wrapped(store: &Store) -> Result<Option<(hearth_protocol::backup::keys::WrappedRoot, Vec<u8>)>> {
+    let w = store.meta::<hearth_protocol::backup::keys::WrappedRoot>(WRAPPED_KEY)?;
+    let p = store.meta::<serde_bytes::ByteBuf>(PASSPHRASE_PEER_KEY)?;
+    Ok(w.zip(p.map(|b| b.into_vec())))
+}
+
+/// Records the passphrase-wrapped root and the passphrase identity.
+pub fn set_wrapped(store: &Store, wrapped: &hearth_protocol::backup::keys::WrappedRoot, peer: &[u8]) -> Result<()> {
+    store.set_meta(WRAPPED_KEY, wrapped)?;
+    store.set_meta(PASSPHRASE_PEER_KEY, &serde_bytes::ByteBuf::from(peer.to_vec()))
 }

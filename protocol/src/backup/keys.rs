@@ -23,6 +23,12 @@ pub const PACK_CONTEXT: &str = "hearth backup v1 pack encryption";
 pub const META_CONTEXT: &str = "hearth backup v1 metadata";
 /// Context of the ed25519 seed of the restore identity.
 pub const RESTORE_IDENTITY_CONTEXT: &str = "hearth backup v1 restore identity";
+/// Argon2id salt of the passphrase identity. It must be computable from
+/// the passphrase alone (a person who lost everything has nothing else), so
+/// it is fixed; the Argon2id cost is what slows guessing down, and the
+/// identity only lets a peer read the wrapped root, itself sealed under a
+/// key from a random salt.
+pub const PASSPHRASE_IDENTITY_SALT: &[u8] = b"hearth backup v1 passphrase identity";
 /// Context of the recovery-key checksum.
 pub const CHECKSUM_CONTEXT: &str = "hearth backup v1 recovery key checksum";
 
@@ -155,6 +161,12 @@ fn passphrase_key(passphrase: &str, salt: &[u8], params: KdfParams) -> Result<[u
     Ok(out)
 }
 
+/// The ed25519 seed of the passphrase identity: the peer to which friends
+/// hand the wrapped root (and nothing else).
+pub fn passphrase_identity_seed(passphrase: &str, params: KdfParams) -> Result<[u8; KEY_LEN], KeyError> {
+    passphrase_key(passphrase, PASSPHRASE_IDENTITY_SALT, params)
+}
+
 impl WrappedRoot {
     /// Wraps `root` under `passphrase`; `salt` (16 bytes) and `nonce` (24)
     /// are random bytes from the caller.
@@ -217,5 +229,8 @@ mod tests {
         let wrapped = WrappedRoot::wrap(&root, "correct horse", params, [1; 16], [2; 24]).expect("wrap");
         assert_eq!(wrapped.unwrap_root("correct horse"), Ok(root));
         assert_eq!(wrapped.unwrap_root("wrong"), Err(KeyError::Passphrase));
+        let a = passphrase_identity_seed("correct horse", params).expect("seed");
+        assert_eq!(a, passphrase_identity_seed("correct horse", params).expect("seed"));
+        assert_ne!(a, passphrase_identity_seed("correct horsf", params).expect("seed"));
     }
 }

@@ -20,6 +20,8 @@ pub const PROTOCOL: &str = "/hearth/backup/1";
 pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 /// Largest data piece in one message.
 pub const MAX_PIECE: usize = 2 * 1024 * 1024;
+/// Name of the metadata object holding the passphrase-wrapped root.
+pub const WRAPPED_ROOT: &str = "wrapped-root";
 /// Longest metadata object name.
 pub const MAX_NAME: usize = 64;
 
@@ -34,6 +36,10 @@ pub enum BackupRequest {
         /// The owner's restore identity (peer id bytes).
         #[serde(with = "serde_bytes")]
         restore_peer: PeerBytes,
+        /// The owner's passphrase identity, if it set a passphrase: that
+        /// peer may read the metadata object [`WRAPPED_ROOT`] only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        passphrase_peer: Option<serde_bytes::ByteBuf>,
     },
     /// The host's decision on an earlier `Hosting` request.
     HostingAnswer {

@@ -96,6 +96,15 @@ async fn handle(engine: Arc<Engine>, op: BackupOp) -> Result<serde_json::Value, 
         BackupOp::Snapshots => engine.snapshots().map_err(ApiError::internal),
         BackupOp::RecoveryKey => engine.recovery_key().map_err(ApiError::internal),
         BackupOp::Audit => engine.audit().await.map_err(ApiError::internal),
+        BackupOp::SetPassphrase { passphrase, m_kib, t } => {
+            let d = hearth_protocol::backup::keys::KdfParams::DEFAULT;
+            let params = hearth_protocol::backup::keys::KdfParams {
+                m_kib: m_kib.unwrap_or(d.m_kib),
+                t: t.unwrap_or(d.t),
+                p: d.p,
+            };
+            engine.set_passphrase(&passphrase, params).await.map_err(bad)
+        }
         BackupOp::Restore { snapshot, path, to } => engine
             .restore_to(snapshot.as_deref(), path.as_deref(), &to)
             .await
