@@ -555,21 +555,37 @@ impl Engine {
         let mut packs = 0usize;
         let mut loads: BTreeMap<PeerId, u64> = friends.iter().map(|(p, f)| (*p, f.stored)).collect();
         let mut upload_error = None;
-        while let Some(ready) = rx.recv().await {
-            if upload_error.is_some() {
-                continue; // drain so the scanner finishes
-            }
-            match self.place(&ready, &mut loads, k, n).await {
-                Ok(record) => {
-                    for (id, loc) in &ready.pack.entries {
-                        catalog.index.insert(*id, *loc);
+        // Up to UPLOADS_IN_FLIGHT packs upload at once: each friend then has
+        // several pieces in flight instead of waiting for every answer.
+        let mut inflight = futures::stream::FuturesUnordered::new();
+        let mut input_open = true;
+        loop {
+            use futures::StreamExt;
+            tokio::select! {
+                ready = rx.recv(), if input_open && inflight.len() < UPLOADS_IN_FLIGHT => match ready {
+                    None => input_open = false,
+                    Some(_) if upload_error.is_some() => {} // drain so the scanner finishes
+                    Some(ready) => {
+                        let targets = assign(&ready, &mut loads, n);
+                        inflight.push(async move {
+                            let record = self.upload_pack(&ready, &targets, k, n).await;
+                            (ready, record)
+                        });
                     }
-                    catalog.packs.insert(ready.pack.id, record);
-                    packs += 1;
-                    // Saved after every pack: an interrupted run resends nothing placed.
-                    bstore::set_catalog(&self.store, &catalog)?;
-                }
-                Err(e) => upload_error = Some(e),
+                },
+                Some((ready, record)) = inflight.next(), if !inflight.is_empty() => match record {
+                    Ok(record) => {
+                        for (id, loc) in &ready.pack.entries {
+                            catalog.index.insert(*id, *loc);
+                        }
+                        catalog.packs.insert(ready.pack.id, record);
+                        packs += 1;
+                        // Saved after every pack: an interrupted run resends nothing placed.
+                        bstore::set_catalog(&self.store, &catalog)?;
+                    }
+                    Err(e) => upload_error = Some(e),
+                },
+                else => break,
             }
         }
         let scanned = scan.await.map_err(|e| anyhow!("the backup reader failed: {e}"))?;
@@ -613,10 +629,13 @@ impl Engine {
         k: usize,
         n: usize,
     ) -> Result<PackRecord> {
-        let mut order: Vec<(PeerId, u64)> = loads.iter().map(|(p, l)| (*p, *l)).collect();
-        order.sort_by_key(|(_, l)| *l);
-        let targets: Vec<PeerId> = order.iter().take(n).map(|(p, _)| *p).collect();
-        let uploads = ready.shards.iter().zip(&targets).map(|(shard, peer)| {
+        let targets = assign(ready, loads, n);
+        self.upload_pack(ready, &targets, k, n).await
+    }
+
+    /// Uploads shard `i` to `targets[i]`, all at once.
+    async fn upload_pack(&self, ready: &ReadyPack, targets: &[PeerId], k: usize, n: usize) -> Result<PackRecord> {
+        let uploads = ready.shards.iter().zip(targets).map(|(shard, peer)| {
             let id = ShardId::of(shard);
             async move {
                 self.rpc
@@ -634,7 +653,6 @@ impl Engine {
         let mut shards = Vec::new();
         for (i, r) in results.into_iter().enumerate() {
             let (peer, id, len) = r?;
-            *loads.entry(peer).or_default() += len;
             if let Ok(mut p) = self.progress.lock() {
                 p.uploaded += len;
             }
@@ -984,6 +1002,21 @@ impl Engine {
         let record = self.place(&ready, loads, k, n).await?;
         Ok((ready.pack, record))
     }
+}
+
+/// Packs uploading at once during a run.
+const UPLOADS_IN_FLIGHT: usize = 3;
+
+/// The `n` least-loaded friends for a pack's shards (shard `i` to the
+/// `i`-th), counted as loaded with them from now on.
+fn assign(ready: &ReadyPack, loads: &mut BTreeMap<PeerId, u64>, n: usize) -> Vec<PeerId> {
+    let mut order: Vec<(PeerId, u64)> = loads.iter().map(|(p, l)| (*p, *l)).collect();
+    order.sort_by_key(|(_, l)| *l);
+    let targets: Vec<PeerId> = order.iter().take(n).map(|(p, _)| *p).collect();
+    for (peer, shard) in targets.iter().zip(&ready.shards) {
+        *loads.entry(*peer).or_default() += shard.len() as u64;
+    }
+    targets
 }
 
 fn held_on(catalog: &Catalog, peer: &[u8]) -> (u64, u64) {

@@ -55,6 +55,9 @@ pub struct RestoreReport {
     pub problems: Vec<String>,
 }
 
+/// Packs fetched at once during a restore.
+const PACKS_IN_FLIGHT: usize = 3;
+
 /// Fetches one whole shard and checks it against its id.
 async fn fetch_shard(rpc: &Rpc, peer: PeerId, addrs: Vec<Multiaddr>, id: ShardId, len: u64) -> Result<Vec<u8>> {
     let bytes =
@@ -174,15 +177,38 @@ pub async fn restore_files(
     let wanted = std::sync::Arc::new(wanted);
     let temps_shared = std::sync::Arc::new(temps.clone());
     let result = async {
-        for (pack, chunks) in &by_pack {
-            let record = catalog.packs.get(pack).ok_or_else(|| anyhow!("pack {} is not in the catalog", pack.hex()))?;
-            let bytes = fetch_pack(rpc, catalog, pack, record, &BTreeSet::new(), &mut report.problems).await?;
+        // Several packs are fetched at once (each from k friends in
+        // parallel); chunks are written on blocking threads as packs arrive.
+        let jobs: Vec<(PackId, Vec<ChunkId>)> =
+            by_pack.iter().map(|(p, c)| (*p, c.iter().copied().collect())).collect();
+        let mut fetched = futures::stream::iter(jobs)
+            .map(|(pack, chunks)| async move {
+                let mut problems = Vec::new();
+                let record =
+                    catalog.packs.get(&pack).ok_or_else(|| anyhow!("pack {} is not in the catalog", pack.hex()));
+                let bytes = match record {
+                    Ok(record) => fetch_pack(rpc, catalog, &pack, record, &BTreeSet::new(), &mut problems).await,
+                    Err(e) => Err(e),
+                };
+                (chunks, bytes, problems)
+            })
+            .buffer_unordered(PACKS_IN_FLIGHT);
+        let mut writes = tokio::task::JoinSet::new();
+        while let Some((chunks, bytes, problems)) = fetched.next().await {
+            report.problems.extend(problems);
+            let bytes = bytes?;
             report.packs += 1;
             let keys = keys.clone();
             let index: Vec<(ChunkId, u64, u32)> =
                 chunks.iter().filter_map(|c| catalog.index.get(c).map(|l| (*c, l.offset, l.len))).collect();
             let (wanted, temps) = (wanted.clone(), temps_shared.clone());
-            tokio::task::spawn_blocking(move || -> Result<()> {
+            // Bounded memory: at most a few decoded packs wait for their writer.
+            while writes.len() >= PACKS_IN_FLIGHT {
+                if let Some(done) = writes.join_next().await {
+                    done.map_err(|e| anyhow!("writing chunks failed: {e}"))??;
+                }
+            }
+            writes.spawn_blocking(move || -> Result<()> {
                 let mut open_files: BTreeMap<usize, std::fs::File> = BTreeMap::new();
                 for (c, off, len) in index {
                     let sealed = bytes
@@ -199,9 +225,10 @@ pub async fn restore_files(
                     }
                 }
                 Ok(())
-            })
-            .await
-            .map_err(|e| anyhow!("writing chunks failed: {e}"))??;
+            });
+        }
+        while let Some(done) = writes.join_next().await {
+            done.map_err(|e| anyhow!("writing chunks failed: {e}"))??;
         }
         for t in temps_shared.iter() {
             std::fs::File::open(t)?.sync_all()?;
