@@ -166,12 +166,16 @@ impl Host {
                 });
             }
         };
-        let _ = bstore::update_hosting(&self.store, &owner, |r| {
-            r.map(|mut r| {
-                r.last_contact = Some(now);
-                r
-            })
-        });
+        if let Access::Owner(r) = &access {
+            if r.last_contact.is_none_or(|t| now >= t + 60) {
+                let _ = bstore::touch_hosting(&self.store, &owner, |r| {
+                    r.map(|mut r| {
+                        r.last_contact = Some(now);
+                        r
+                    })
+                });
+            }
+        }
         Ok(match request {
             BackupRequest::PutShard { shard, offset, total, data } => {
                 let Some(record) = write else { return Ok(read_only()) };
@@ -294,7 +298,7 @@ impl Host {
         fs::create_dir_all(dir)?;
         let mut file = OpenOptions::new().create(true).append(true).open(&part)?;
         file.write_all(data)?;
-        bstore::update_hosting(&self.store, owner, |r| {
+        bstore::touch_hosting(&self.store, owner, |r| {
             r.map(|mut r| {
                 r.used += data.len() as u64;
                 r

@@ -104,9 +104,13 @@ fn update<T: Serialize + DeserializeOwned>(
     table: TableDefinition<&[u8], &[u8]>,
     key: &[u8],
     what: &str,
+    durable: bool,
     change: impl FnOnce(Option<T>) -> Option<T>,
 ) -> Result<Option<T>> {
-    let txn = store.db().begin_write()?;
+    let mut txn = store.db().begin_write()?;
+    if !durable {
+        txn.set_durability(redb::Durability::None)?;
+    }
     let out = {
         let mut t = txn.open_table(table)?;
         let current: Option<T> = t.get(key)?.map(|v| decode(v.value(), what)).transpose()?;
@@ -136,7 +140,7 @@ pub fn update_friend(
     peer: &[u8],
     change: impl FnOnce(Option<FriendRecord>) -> Option<FriendRecord>,
 ) -> Result<Option<FriendRecord>> {
-    update(store, BACKUP_FRIENDS, peer, "backup friend", change)
+    update(store, BACKUP_FRIENDS, peer, "backup friend", true, change)
 }
 
 /// Owners this node hosts, by peer id bytes.
@@ -157,7 +161,19 @@ pub fn update_hosting(
     owner: &[u8],
     change: impl FnOnce(Option<HostingRecord>) -> Option<HostingRecord>,
 ) -> Result<Option<HostingRecord>> {
-    update(store, BACKUP_HOSTING, owner, "hosting agreement", change)
+    update(store, BACKUP_HOSTING, owner, "hosting agreement", true, change)
+}
+
+/// Changes a hosting record's bookkeeping (bytes used, last contact)
+/// without an fsync: it is done for every upload piece, and made durable
+/// by the next durable commit of the database. A crash may lose the last
+/// counts; the shards themselves are files, fsynced when complete.
+pub fn touch_hosting(
+    store: &Store,
+    owner: &[u8],
+    change: impl FnOnce(Option<HostingRecord>) -> Option<HostingRecord>,
+) -> Result<Option<HostingRecord>> {
+    update(store, BACKUP_HOSTING, owner, "hosting agreement", false, change)
 }
 
 /// The backup root secret, created on first use.
