@@ -148,6 +148,10 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     }
 
     let key = backup(&owner, BackupOp::RecoveryKey).await?["recovery_key"].as_str().unwrap_or_default().to_owned();
+    let split =
+        backup(&owner, BackupOp::SplitKey { threshold: 2, contacts: vec!["ann".into(), "ben".into(), "cat".into()] })
+            .await?;
+    assert_eq!(split["given_to"].as_array().map(|a| a.len()), Some(3), "{split}");
     let owner_peer = owner.peer_id()?;
     let from = vec![friend_addr(&f1).await?];
 
@@ -177,6 +181,22 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     for (rel, bytes) in &files {
         assert!(&std::fs::read(data.join(rel))? == bytes, "{} restored byte for byte", rel.display());
     }
+    // Social recovery: two of the three friends hand their shares back.
+    let mut shares = Vec::new();
+    for f in [&f1, &f2] {
+        let v = backup(f, BackupOp::HostedShare { owner: "owner".into() }).await?;
+        shares.push(v["share"].as_str().unwrap_or_default().to_owned());
+    }
+    let err =
+        restore_fresh(&Home::new(fresh_dir.path().join("one")), Secret::Shares(shares[..1].to_vec()), &from, None)
+            .await
+            .expect_err("one share is not enough");
+    assert!(err.to_string().contains("2 needed"), "{err:#}");
+    let social = Home::new(fresh_dir.path().join("social"));
+    let report = restore_fresh(&social, Secret::Shares(shares), &from, None).await?;
+    assert_eq!(report.files, 4 + 3, "{report:?}");
+    assert!(social.path("identity.key").exists());
+
     let restored = TestNode::start_existing("owner", fresh_dir, fresh).await?;
     assert_eq!(restored.peer_id()?, owner_peer, "the identity came back");
     let contacts: Vec<String> = restored.client()?.contacts().await?.into_iter().map(|c| c.name).collect();

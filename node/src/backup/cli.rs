@@ -65,6 +65,12 @@ pub enum BackupCommand {
         /// A passphrase (at least 8 characters) that can replace the key.
         #[arg(long)]
         passphrase: Option<String>,
+        /// Split the key among friends, e.g. 2-of-3 (with --to).
+        #[arg(long, value_name = "T-of-M")]
+        split: Option<String>,
+        /// The friends who each keep one share of the split.
+        #[arg(long, num_args = 1.., requires = "split")]
+        to: Vec<String>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -103,6 +109,9 @@ pub enum BackupCommand {
         /// The passphrase set with `recovery-key --passphrase`, instead of the key.
         #[arg(long, conflicts_with = "key")]
         passphrase: Option<String>,
+        /// A recovery share a friend handed back (repeat T times), instead of the key.
+        #[arg(long = "share", conflicts_with_all = ["key", "passphrase"])]
+        shares: Vec<String>,
         /// A friend's full address, ADDR/p2p/PEER_ID (repeatable).
         #[arg(long)]
         from: Vec<String>,
@@ -150,6 +159,11 @@ pub enum HostingAction {
         /// Contact name or peer id.
         contact: String,
     },
+    /// Print the recovery share a contact gave you (to hand it back).
+    RecoveryShare {
+        /// The owner (contact name or peer id).
+        owner: String,
+    },
 }
 
 fn print_json(value: &serde_json::Value) -> Result<()> {
@@ -172,8 +186,9 @@ fn absolute(p: PathBuf) -> Result<String> {
 
 /// Runs one `hearth backup` command.
 pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
-    if let BackupCommand::Restore { key, passphrase, from, to, json, .. } = &command {
+    if let BackupCommand::Restore { key, passphrase, shares, from, to, json, .. } = &command {
         let secret = match (key, passphrase) {
+            _ if !shares.is_empty() => Some(super::restore::Secret::Shares(shares.clone())),
             (Some(k), _) => Some(super::restore::Secret::Key(k.clone())),
             (None, Some(p)) => {
                 Some(super::restore::Secret::Passphrase(p.clone(), hearth_protocol::backup::keys::KdfParams::DEFAULT))
@@ -229,8 +244,17 @@ pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
                 }
             }
         }
+        BackupCommand::Hosting { action: Some(HostingAction::RecoveryShare { owner }), json } => {
+            let v = client.backup(&BackupOp::HostedShare { owner }).await?;
+            if json {
+                return print_json(&v);
+            }
+            println!("{}", s(&v, "share"));
+            eprintln!("give this to {} only, in person or over a channel you trust", s(&v, "owner"));
+        }
         BackupCommand::Hosting { action: Some(action), json } => {
             let op = match action {
+                HostingAction::RecoveryShare { .. } => return Ok(()), // handled above
                 HostingAction::Accept { contact, quota } => BackupOp::HostingAnswer { contact, accept: true, quota },
                 HostingAction::Decline { contact } => BackupOp::HostingAnswer { contact, accept: false, quota: 0 },
             };
@@ -340,7 +364,22 @@ pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
                 );
             }
         }
-        BackupCommand::RecoveryKey { passphrase, json } => {
+        BackupCommand::RecoveryKey { passphrase, split, to, json } => {
+            if let Some(split) = split {
+                let (t, m) = split
+                    .split_once("-of-")
+                    .and_then(|(t, m)| Some((t.parse::<u8>().ok()?, m.parse::<usize>().ok()?)))
+                    .ok_or_else(|| anyhow::anyhow!("--split takes T-of-M, e.g. 2-of-3"))?;
+                if m != to.len() {
+                    bail!("--split {split} needs {m} friends after --to, {} given", to.len());
+                }
+                let v = client.backup(&BackupOp::SplitKey { threshold: t, contacts: to }).await?;
+                if json {
+                    return print_json(&v);
+                }
+                println!("each of {} keeps one share; any {t} of them can give your key back", v["given_to"]);
+                return Ok(());
+            }
             if let Some(passphrase) = passphrase {
                 let v = client.backup(&BackupOp::SetPassphrase { passphrase, m_kib: None, t: None }).await?;
                 eprintln!("the key, wrapped under your passphrase, is stored with: {}", v["stored_with"]);
@@ -374,7 +413,7 @@ pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
                 human(u(&v, "freed_bytes"))
             );
         }
-        BackupCommand::Restore { key: None, passphrase: None, from, snapshot, path, to, json } => {
+        BackupCommand::Restore { key: None, passphrase: None, from, snapshot, path, to, json, .. } => {
             if !from.is_empty() {
                 bail!("--from goes with --key (restore of a fresh install)");
             }

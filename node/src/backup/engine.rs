@@ -720,6 +720,58 @@ impl Engine {
         Ok(serde_json::json!({ "stored_with": holders }))
     }
 
+    /// Splits the root `threshold`-of-`contacts.len()` and stores one share
+    /// with each friend (they must host the backup and be online).
+    pub async fn split_key(&self, threshold: u8, contacts: &[String]) -> Result<serde_json::Value> {
+        if contacts.len() > 255 {
+            bail!("at most 255 shares");
+        }
+        let friends = bstore::friends(&self.store)?;
+        let online = self.rpc.online().await;
+        let mut peers = Vec::new();
+        for c in contacts {
+            let (peer, name) = contact_peer(&self.store, c)?;
+            if !friends.iter().any(|(p, f)| *p == peer.to_bytes() && f.state == "accepted") {
+                bail!("{name} does not host your backup: only friends that accepted can keep a recovery share");
+            }
+            if !online.contains(&peer) {
+                bail!("{name} is offline; every friend of the split must be online to receive a share");
+            }
+            peers.push((peer, name));
+        }
+        let root = bstore::root(&self.store)?;
+        let shares = super::social::split(&root, threshold, contacts.len() as u8)?;
+        let mut given = Vec::new();
+        for ((peer, name), text) in peers.iter().zip(shares) {
+            self.rpc
+                .upload(*peer, text.as_bytes(), |offset, total, data| BackupRequest::MetaPut {
+                    name: super::social::SHARE_OBJECT.into(),
+                    offset,
+                    total,
+                    data,
+                })
+                .await
+                .map_err(|e| anyhow!("giving {name} a share failed ({e:#}); split again"))?;
+            given.push(name.clone());
+        }
+        info!(threshold, shares = given.len(), "recovery key split among friends");
+        Ok(serde_json::json!({ "threshold": threshold, "given_to": given }))
+    }
+
+    /// The recovery share `owner` gave this node.
+    pub fn hosted_share(&self, owner: &str) -> Result<serde_json::Value> {
+        let (peer, name) = contact_peer(&self.store, owner)?;
+        let path = self
+            .home
+            .path("blobs")
+            .join("hosted")
+            .join(hex::encode(peer.to_bytes()))
+            .join("meta")
+            .join(super::social::SHARE_OBJECT);
+        let text = std::fs::read_to_string(&path).map_err(|_| anyhow!("{name} gave you no recovery share"))?;
+        Ok(serde_json::json!({ "owner": name, "share": text }))
+    }
+
     async fn put_wrapped(&self, peer: PeerId, wrapped: &WrappedRoot) -> Result<()> {
         let bytes = hearth_protocol::frame::to_cbor(wrapped).map_err(|e| anyhow!("{e}"))?;
         self.rpc

@@ -11,6 +11,7 @@
 //!   writing files atomically; the fresh-install restore with its own
 //!   temporary swarm under the restore identity.
 //! - [`audit`]: challenges and repair onto another friend.
+//! - [`social`]: the root split T-of-M among friends (Shamir).
 //! - [`cli`]: `hearth backup ...`.
 
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod engine;
 pub mod host;
 pub mod restore;
 pub mod rpc;
+pub mod social;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
@@ -90,6 +92,18 @@ pub enum BackupOp {
         path: Option<String>,
         /// Target directory.
         to: String,
+    },
+    /// Split the root T-of-M and give one share to each of these friends.
+    SplitKey {
+        /// Shares needed.
+        threshold: u8,
+        /// Friends (contact names), one share each.
+        contacts: Vec<String>,
+    },
+    /// The recovery share an owner gave this node, as text.
+    HostedShare {
+        /// The owner (contact name or peer id).
+        owner: String,
     },
     /// Forget snapshots and prune.
     Forget(engine::KeepPolicy),

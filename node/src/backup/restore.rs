@@ -368,6 +368,8 @@ pub enum Secret {
     Key(String),
     /// The passphrase, and the Argon2id cost it was set with.
     Passphrase(String, KdfParams),
+    /// Recovery shares friends handed back (social recovery).
+    Shares(Vec<String>),
 }
 
 /// Fetches the passphrase-wrapped root from the friends under the
@@ -441,6 +443,7 @@ pub async fn restore_fresh(home: &Home, secret: Secret, from: &[String], to: Opt
     let root = match secret {
         Secret::Key(key) => RootSecret::from_recovery_key(&key)?,
         Secret::Passphrase(p, params) => unwrap_with_passphrase(&p, params, &peers).await?,
+        Secret::Shares(texts) => super::social::combine(&texts)?,
     };
     let keypair = restore_keypair(&root)?;
     info!(restore_peer = %keypair.public().to_peer_id(), "restoring from {} friend(s)", peers.len());

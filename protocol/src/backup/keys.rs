@@ -29,6 +29,8 @@ pub const RESTORE_IDENTITY_CONTEXT: &str = "hearth backup v1 restore identity";
 /// identity only lets a peer read the wrapped root, itself sealed under a
 /// key from a random salt.
 pub const PASSPHRASE_IDENTITY_SALT: &[u8] = b"hearth backup v1 passphrase identity";
+/// Context of the checksum of a recovery share's text.
+pub const SHARE_CHECKSUM_CONTEXT: &str = "hearth backup v1 recovery share checksum";
 /// Context of the recovery-key checksum.
 pub const CHECKSUM_CONTEXT: &str = "hearth backup v1 recovery key checksum";
 
@@ -116,6 +118,31 @@ impl RootSecret {
 fn checksum(secret: &[u8; KEY_LEN]) -> [u8; 3] {
     let h = blake3::derive_key(CHECKSUM_CONTEXT, secret);
     [h[0], h[1], h[2]]
+}
+
+/// The printable form of a social-recovery share (any bytes, here the
+/// threshold and a Shamir share): base32 with a 3-byte checksum, in groups
+/// of four, like the recovery key.
+pub fn share_text(share: &[u8]) -> String {
+    let mut bytes = share.to_vec();
+    bytes.extend_from_slice(&blake3::derive_key(SHARE_CHECKSUM_CONTEXT, share)[..3]);
+    let text = data_encoding::BASE32_NOPAD.encode(&bytes);
+    text.as_bytes().chunks(4).map(|g| String::from_utf8_lossy(g).into_owned()).collect::<Vec<_>>().join("-")
+}
+
+/// Parses [`share_text`].
+pub fn parse_share_text(text: &str) -> Result<Vec<u8>, KeyError> {
+    let clean: String =
+        text.chars().filter(|c| !c.is_whitespace() && *c != '-').map(|c| c.to_ascii_uppercase()).collect();
+    let bytes = data_encoding::BASE32_NOPAD.decode(clean.as_bytes()).map_err(|e| KeyError::Format(e.to_string()))?;
+    if bytes.len() < 4 {
+        return Err(KeyError::Format("too short for a recovery share".into()));
+    }
+    let (share, sum) = bytes.split_at(bytes.len() - 3);
+    if sum != &blake3::derive_key(SHARE_CHECKSUM_CONTEXT, share)[..3] {
+        return Err(KeyError::Checksum);
+    }
+    Ok(share.to_vec())
 }
 
 /// Argon2id cost of a passphrase wrap.
@@ -212,6 +239,15 @@ mod tests {
         typo[5] = if typo[5] == b'A' { b'B' } else { b'A' };
         assert_eq!(RootSecret::from_recovery_key(&String::from_utf8_lossy(&typo)), Err(KeyError::Checksum));
         assert!(matches!(RootSecret::from_recovery_key("hello"), Err(KeyError::Format(_))));
+    }
+
+    #[test]
+    fn share_texts_round_trip_and_catch_typos() {
+        let text = share_text(&[2, 1, 9, 9, 9]);
+        assert_eq!(parse_share_text(&text), Ok(vec![2, 1, 9, 9, 9]));
+        let mut typo = text.into_bytes();
+        typo[0] = if typo[0] == b'A' { b'B' } else { b'A' };
+        assert_eq!(parse_share_text(&String::from_utf8_lossy(&typo)), Err(KeyError::Checksum));
     }
 
     #[test]

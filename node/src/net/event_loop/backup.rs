@@ -96,6 +96,8 @@ async fn handle(engine: Arc<Engine>, op: BackupOp) -> Result<serde_json::Value, 
         BackupOp::Snapshots => engine.snapshots().map_err(ApiError::internal),
         BackupOp::RecoveryKey => engine.recovery_key().map_err(ApiError::internal),
         BackupOp::Audit => engine.audit().await.map_err(ApiError::internal),
+        BackupOp::SplitKey { threshold, contacts } => engine.split_key(threshold, &contacts).await.map_err(bad),
+        BackupOp::HostedShare { owner } => engine.hosted_share(&owner).map_err(bad),
         BackupOp::SetPassphrase { passphrase, m_kib, t } => {
             let d = hearth_protocol::backup::keys::KdfParams::DEFAULT;
             let params = hearth_protocol::backup::keys::KdfParams {
