@@ -19,21 +19,11 @@ use anyhow::{ensure, Result};
 use hearth_node::backup::restore::{restore_fresh, Secret};
 use hearth_node::backup::BackupOp;
 use hearth_node::client::Client;
-use hearth_node::config::Config;
 use hearth_node::home::Home;
 use hearth_node::node::RunningNode;
 
 async fn node(dir: &Path, name: &str) -> Result<(RunningNode, Client, Home)> {
-    let home = Home::new(dir.join(name));
-    home.init(Some(name))?;
-    Config {
-        listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".into(), "/ip4/127.0.0.1/tcp/0".into()],
-        mdns: false,
-        ..home.config()?
-    }
-    .save(&home.config_path())?;
-    let running = hearth_node::node::start(&home).await?;
-    Ok((running, Client::from_home(&home)?, home))
+    hearth_examples::loopback_node(dir, name).await
 }
 
 async fn wait_online(client: &Client, name: &str) -> Result<()> {
