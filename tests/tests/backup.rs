@@ -211,17 +211,22 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_friend_that_drops_shards_is_caught_and_repaired() -> Result<()> {
+type SpareSetup = (TestNode, [TestNode; 3], tempfile::TempDir, PathBuf, Vec<(PathBuf, Vec<u8>)>);
+
+/// An owner backing up 1-of-2 over three friends (one spare to repair
+/// onto), after one run; `grace` overrides the grace period.
+async fn spare_friend_setup(grace: Option<u64>) -> Result<SpareSetup> {
     let mut owner = TestNode::start_new("owner").await?;
     let f1 = TestNode::start_new("ann").await?;
     let f2 = TestNode::start_new("ben").await?;
     let f3 = TestNode::start_new("cat").await?;
-    // 1-of-2 over three friends: one spare friend to repair onto.
     owner.stop().await?;
     owner.configure(|c| {
         c.backup_k = Some(1);
         c.backup_n = Some(2);
+        if let Some(g) = grace {
+            c.backup_grace_secs = g;
+        }
     })?;
     owner.start().await?;
     setup(&owner, &[&f1, &f2, &f3], 100 << 20).await?;
@@ -230,6 +235,13 @@ async fn a_friend_that_drops_shards_is_caught_and_repaired() -> Result<()> {
     let files = write_data(&data)?;
     backup(&owner, BackupOp::Add { path: data.to_string_lossy().into_owned() }).await?;
     backup(&owner, BackupOp::Run).await?;
+    Ok((owner, [f1, f2, f3], data_dir, data, files))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_friend_that_drops_shards_is_caught_and_repaired() -> Result<()> {
+    // 1-of-2 over three friends: one spare friend to repair onto.
+    let (owner, [f1, f2, f3], data_dir, data, files) = spare_friend_setup(None).await?;
 
     let friends = backup(&owner, BackupOp::Friends).await?;
     let list = friends.as_array().cloned().unwrap_or_default();
@@ -304,23 +316,7 @@ async fn a_friend_that_drops_shards_is_caught_and_repaired() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_friend_away_past_the_grace_period_is_replaced() -> Result<()> {
-    let mut owner = TestNode::start_new("owner").await?;
-    let f1 = TestNode::start_new("ann").await?;
-    let f2 = TestNode::start_new("ben").await?;
-    let f3 = TestNode::start_new("cat").await?;
-    owner.stop().await?;
-    owner.configure(|c| {
-        c.backup_k = Some(1);
-        c.backup_n = Some(2);
-        c.backup_grace_secs = 1;
-    })?;
-    owner.start().await?;
-    setup(&owner, &[&f1, &f2, &f3], 100 << 20).await?;
-    let data_dir = tempfile::tempdir()?;
-    let data = data_dir.path().join("data");
-    write_data(&data)?;
-    backup(&owner, BackupOp::Add { path: data.to_string_lossy().into_owned() }).await?;
-    backup(&owner, BackupOp::Run).await?;
+    let (owner, [f1, f2, f3], _data_dir, _data, _files) = spare_friend_setup(Some(1)).await?;
     let friends = backup(&owner, BackupOp::Friends).await?;
     let holder = friends
         .as_array()
