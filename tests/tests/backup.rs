@@ -378,6 +378,20 @@ async fn forget_reclaims_space_on_the_friend_and_keeps_what_is_kept() -> Result<
         let at = target.join(data.strip_prefix("/")?).join(rel);
         assert!(&std::fs::read(&at)? == bytes, "{} differs from what was backed up", at.display());
     }
+
+    // The friend removes the owner: after the grace period the space is freed.
+    let mut f1 = f1;
+    f1.stop().await?;
+    f1.configure(|c| c.backup_grace_secs = 1)?;
+    f1.start().await?;
+    f1.client()?.remove_contact("owner").await?;
+    let hosted = f1.root().join("blobs/hosted");
+    assert!(std::fs::read_dir(&hosted)?.next().is_some());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let audit = backup(&f1, BackupOp::Audit).await?;
+    assert_eq!(audit["reclaimed_owners"].as_array().map(|a| a.len()), Some(1), "{audit}");
+    assert!(std::fs::read_dir(&hosted)?.next().is_none(), "the former contact's shards are gone");
+    assert_eq!(backup(&f1, BackupOp::Hosting).await?, serde_json::json!([]));
     Ok(())
 }
 

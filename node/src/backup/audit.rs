@@ -8,6 +8,9 @@
 //! other shards, the lost shard re-encoded (coding is deterministic, so it
 //! is the same shard) and placed on the least-loaded accepted friend
 //! online that holds no shard of that pack. Status shows the note.
+//!
+//! The same round frees, on the host side, the space of owners that are no
+//! longer contacts and have been silent for the grace period.
 
 use std::collections::BTreeSet;
 
@@ -87,6 +90,7 @@ impl Engine {
             })?;
             results.push(serde_json::json!({ "friend": name, "result": record }));
         }
+        let reclaimed = self.reclaim_departed(now)?;
         let mut repairs = Vec::new();
         for (peer, why) in failed {
             match self.repair(&peer, &why).await {
@@ -97,7 +101,32 @@ impl Engine {
                 }
             }
         }
-        Ok(serde_json::json!({ "audits": results, "repairs": repairs }))
+        Ok(serde_json::json!({ "audits": results, "repairs": repairs, "reclaimed_owners": reclaimed }))
+    }
+
+    /// Host side: frees the space of owners that are no longer contacts and
+    /// have not been heard from for the grace period (their shards and
+    /// metadata are deleted, the agreement forgotten).
+    fn reclaim_departed(&self, now: u64) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for (owner, record) in bstore::hostings(&self.store)? {
+            if self.store.contact(&owner)?.is_some() {
+                continue;
+            }
+            let last = record.last_contact.unwrap_or(record.since);
+            if now.saturating_sub(last) <= self.config.backup_grace_secs {
+                continue;
+            }
+            let dir = self.home.path("blobs").join("hosted").join(hex::encode(&owner));
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| anyhow!("cannot free {}: {e}", dir.display()))?;
+            }
+            bstore::update_hosting(&self.store, &owner, |_| None)?;
+            let who = PeerId::from_bytes(&owner).map(|p| p.to_string()).unwrap_or_else(|_| hex::encode(&owner));
+            info!(owner = %who, used = record.used, "freed the space of a former contact's backup after the grace period");
+            out.push(who);
+        }
+        Ok(out)
     }
 
     /// Moves every shard held by `lost` onto other friends.

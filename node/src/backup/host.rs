@@ -57,8 +57,14 @@ impl Host {
     }
 
     fn access(&self, peer: &[u8]) -> anyhow::Result<Option<(Vec<u8>, Access)>> {
+        // An owner is served only while it is a contact: removing the
+        // contact stops the hosting at once (the space is freed after the
+        // grace period, see `Engine::audit`).
         if let Some(record) = bstore::hosting(&self.store, peer)? {
-            return Ok(Some((peer.to_vec(), Access::Owner(record))));
+            if self.store.contact(peer)?.is_some() {
+                return Ok(Some((peer.to_vec(), Access::Owner(record))));
+            }
+            return Ok(None);
         }
         for (owner, record) in bstore::hostings(&self.store)? {
             if !matches!(record.agreement, Agreement::Accepted { .. }) {
