@@ -12,20 +12,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use hearth_node::client::Client;
-use hearth_node::config::Config;
-use hearth_node::home::Home;
 
 async fn node(dir: &std::path::Path, name: &str) -> Result<(hearth_node::node::RunningNode, Client)> {
-    let home = Home::new(dir.join(name));
-    home.init(Some(name))?;
-    Config {
-        listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".into(), "/ip4/127.0.0.1/tcp/0".into()],
-        mdns: false,
-        ..home.config()?
-    }
-    .save(&home.config_path())?;
-    let running = hearth_node::node::start(&home).await?;
-    Ok((running, Client::from_home(&home)?))
+    let (running, client, _) = hearth_examples::loopback_node(dir, name).await?;
+    Ok((running, client))
 }
 
 #[tokio::main]

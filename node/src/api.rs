@@ -107,6 +107,7 @@ pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
         .route("/v1/bank/alerts/hook", post(bank_hook))
         .route("/v1/bank/alerts/{id}", delete(bank_alert_remove))
         .route("/v1/bank/notifications", get(bank_notifications))
+        .route("/v1/backup", post(backup))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
@@ -253,6 +254,12 @@ async fn share_restore(
     Json(b): Json<ShareRestoreRequest>,
 ) -> Result<Response, ApiError> {
     share(&s, ShareOp::Restore { share: id, path: b.path, version: b.version }).await
+}
+
+/// `POST /v1/backup` with a [`crate::backup::BackupOp`]; runs and restores
+/// answer when done.
+async fn backup(State(s): State<ApiState>, Json(op): Json<crate::backup::BackupOp>) -> Result<Response, ApiError> {
+    Ok(Json(ask(&s, |reply| Command::Backup { op, reply }).await??).into_response())
 }
 
 async fn bank(s: &ApiState, op: BankOp) -> Result<Response, ApiError> {

@@ -88,6 +88,11 @@ pub enum Command {
         #[command(subcommand)]
         action: BankCommand,
     },
+    /// Backups to friends: friends, hosting, run, status, restore.
+    Backup {
+        #[command(subcommand)]
+        action: crate::backup::cli::BackupCommand,
+    },
     /// List contacts, or remove one.
     Contacts {
         #[command(subcommand)]
@@ -477,6 +482,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Share { action } => share(&Client::from_home(&home)?, action).await?,
         Command::Bank { action } => bank(&Client::from_home(&home)?, action).await?,
+        Command::Backup { action } => crate::backup::cli::run(&home, action).await?,
         Command::Contacts { action: None, json } => {
             let contacts = Client::from_home(&home)?.contacts().await?;
             if json {

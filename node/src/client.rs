@@ -205,6 +205,20 @@ impl Client {
         self.call(request).await
     }
 
+    /// `POST /v1/backup`: any backup operation, its JSON answer. Runs,
+    /// audits and restores may take long.
+    pub async fn backup(&self, op: &crate::backup::BackupOp) -> Result<serde_json::Value> {
+        use crate::backup::BackupOp::*;
+        let request = self.post("/v1/backup", op);
+        let request = match op {
+            Run | Restore { .. } | Audit | Forget(_) | FriendsAdd { .. } | HostingAnswer { .. } => {
+                request.timeout(LONG)
+            }
+            _ => request,
+        };
+        self.call(request).await
+    }
+
     /// `GET /v1/bank/accounts`.
     pub async fn bank_accounts(&self) -> Result<Vec<AccountView>> {
         self.call(self.get("/v1/bank/accounts")).await

@@ -41,10 +41,36 @@ pub struct Config {
     /// contents are dropped from this node; 0 keeps them forever.
     #[serde(default = "default_keep_versions_days")]
     pub keep_versions_days: u64,
+    /// Backups: shards needed to restore a pack (`k`); default from the
+    /// number of friends (see `spec/backup.md`).
+    #[serde(default)]
+    pub backup_k: Option<usize>,
+    /// Backups: shards made per pack (`n`, at most the friends online).
+    #[serde(default)]
+    pub backup_n: Option<usize>,
+    /// Backups: seconds between two automatic runs (none by default; e.g.
+    /// 21600 for every 6 h).
+    #[serde(default)]
+    pub backup_every_secs: Option<u64>,
+    /// Backups: seconds between two audit rounds of the friends.
+    #[serde(default = "default_audit")]
+    pub backup_audit_secs: u64,
+    /// Backups: how long a friend may stay away before its shards are
+    /// re-created on another friend.
+    #[serde(default = "default_grace")]
+    pub backup_grace_secs: u64,
 }
 
 fn default_keep_versions_days() -> u64 {
     30
+}
+
+fn default_audit() -> u64 {
+    3600
+}
+
+fn default_grace() -> u64 {
+    72 * 3600
 }
 
 fn default_rescan() -> u64 {
@@ -83,6 +109,11 @@ impl Config {
             reconnect_max_backoff_secs: default_max_backoff(),
             rescan_secs: default_rescan(),
             keep_versions_days: default_keep_versions_days(),
+            backup_k: None,
+            backup_n: None,
+            backup_every_secs: None,
+            backup_audit_secs: default_audit(),
+            backup_grace_secs: default_grace(),
         }
     }
 

@@ -8,12 +8,14 @@
 //! - [`blobs`]: file contents as verified, content-addressed chunks on disk.
 //! - [`share`]: shared folders: share records, signed documents, sync.
 //! - [`bank`]: bank statement importers, accounts and operations.
+//! - [`backup`]: mutual encrypted backups: owner engine, host, restore.
 //! - [`api`]: the axum HTTP API on 127.0.0.1, bearer-token protected.
 //! - [`client`], [`cli`]: the `hearth` command line, a client of the API.
 //! - [`node`]: start and stop a node (used by `hearth up` and by tests).
 //! - [`demo`]: `hearth demo`, several local nodes showing the use cases.
 
 pub mod api;
+pub mod backup;
 pub mod bank;
 pub mod blobs;
 pub mod cli;

@@ -68,7 +68,12 @@ pub async fn start(home: &Home) -> Result<RunningNode> {
     let mut shares = crate::share::Shares::load(store.clone(), home.identity()?, blobs, config.name.clone())?;
     shares.set_retention(config.keep_versions_secs());
     let bank_views = crate::bank::views::Views::load(store.clone(), home.identity()?)?;
-    let event_loop = EventLoop::new(swarm, store, config, api_addr.to_string(), commands_rx, shares, bank_views);
+    let (rpc, rpc_rx) = crate::backup::rpc::Rpc::channel();
+    let engine = Arc::new(crate::backup::Engine::new(store.clone(), home.clone(), rpc, config.clone()));
+    let host = crate::backup::host::Host { store: store.clone(), dir: home.path("blobs").join("hosted") };
+    let backup = net::Backup::new(engine, host, rpc_rx);
+    let event_loop =
+        EventLoop::new(swarm, store, config, api_addr.to_string(), commands_rx, shares, bank_views, backup);
     let net_task = tokio::spawn(event_loop.run(net_stopped));
 
     home.write_api_info(&ApiInfo { addr: api_addr, pid: std::process::id(), peer_id: peer_id.to_string() })?;

@@ -8,10 +8,12 @@
 //! as bytes, so the node (real QUIC) and the simulator (virtual network) drive
 //! exactly the same code. The normative description is `spec/` at the
 //! repository root; its test vectors are loaded by this crate's tests.
+//! Backups to friends are in [`backup`] (`/hearth/backup/1`).
 //! File contents move as content-addressed chunks ([`blob`]: manifests,
 //! `/hearth/blob/1`, the fetch planner).
 #![deny(clippy::unwrap_used)]
 
+pub mod backup;
 pub mod bank;
 pub mod blob;
 pub mod contact;

@@ -53,6 +53,15 @@ impl TestNode {
         Ok(node)
     }
 
+    /// Starts a node on a home that already exists (e.g. one a backup
+    /// restore rebuilt), kept in `dir`.
+    pub async fn start_existing(name: &str, dir: tempfile::TempDir, home: Home) -> Result<Self> {
+        init_logs();
+        let mut node = Self { home, name: name.to_owned(), _dir: dir, running: None };
+        node.start().await?;
+        Ok(node)
+    }
+
     /// Starts (or restarts) the node on its home.
     pub async fn start(&mut self) -> Result<()> {
         if self.running.is_none() {
@@ -148,6 +157,19 @@ fn quic_socket(multiaddr: &str) -> Option<std::net::SocketAddr> {
         ("ip4", ip, "udp", port, "quic-v1") => format!("{ip}:{port}").parse().ok(),
         _ => None,
     }
+}
+
+/// Incompressible-looking, deterministic bytes (xorshift from `seed`).
+pub fn noise_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed + 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
 
 /// Polls `check` every 50 ms until it returns true, for at most `timeout`.

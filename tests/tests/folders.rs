@@ -41,16 +41,7 @@ async fn same_tree(a: &Path, b: &Path, what: &str) -> Result<()> {
 }
 
 fn big_file(len: usize, seed: u8) -> Vec<u8> {
-    // Incompressible-looking, deterministic bytes.
-    let mut x = u64::from(seed) + 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    hearth_tests::noise_bytes(len, u64::from(seed))
 }
 
 struct Family {

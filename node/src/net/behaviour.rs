@@ -2,12 +2,13 @@
 //!
 //! Infrastructure protocols (identify, ping, mDNS) run with any peer; the
 //! application protocols (`/hearth/pair/1`, `/hearth/contact/1`,
-//! `/hearth/share/1`, `/hearth/bank/1`, `/hearth/blob/1`) are gated in
+//! `/hearth/share/1`, `/hearth/bank/1`, `/hearth/blob/1`, `/hearth/backup/1`) are gated in
 //! the event loop: pairing answers anyone but accepts only a valid invitation,
 //! everything else answers contacts only.
 
 use std::time::Duration;
 
+use hearth_protocol::backup::wire as backup;
 use hearth_protocol::{bank, blob, contact, pairing, share};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -29,6 +30,9 @@ pub type BankCodec = FrameCodec<bank::BankRequest, bank::BankResponse>;
 
 /// Codec of `/hearth/blob/1`.
 pub type BlobCodec = FrameCodec<blob::Get, blob::Response>;
+
+/// Codec of `/hearth/backup/1`.
+pub type BackupCodec = FrameCodec<backup::BackupRequest, backup::BackupResponse>;
 
 /// Identify protocol version string; peers with another major are not Hearth.
 pub const IDENTIFY_PROTOCOL: &str = "/hearth/id/1";
@@ -52,6 +56,8 @@ pub struct Behaviour {
     pub blob: request_response::Behaviour<BlobCodec>,
     /// Read-only bank views: the owner's signed log entries.
     pub bank: request_response::Behaviour<BankCodec>,
+    /// Backups to friends: hosting agreements, shards, metadata, audits.
+    pub backup: request_response::Behaviour<BackupCodec>,
 }
 
 impl Behaviour {
@@ -86,6 +92,11 @@ impl Behaviour {
                 BankCodec::new(bank::MAX_MESSAGE),
                 [(StreamProtocol::new(bank::PROTOCOL), ProtocolSupport::Full)],
                 rr_config.clone(),
+            ),
+            backup: request_response::Behaviour::with_codec(
+                BackupCodec::new(backup::MAX_MESSAGE),
+                [(StreamProtocol::new(backup::PROTOCOL), ProtocolSupport::Full)],
+                rr_config.clone().with_request_timeout(Duration::from_secs(60)),
             ),
             blob: request_response::Behaviour::with_codec(
                 BlobCodec::new(blob::MAX_MESSAGE),

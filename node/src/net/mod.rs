@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use crate::api::ApiError;
 use crate::views::{ContactView, InvitationView, InviteView, JoinRequest, StatusView};
 pub use behaviour::Behaviour;
-pub use event_loop::EventLoop;
+pub use event_loop::{Backup, EventLoop};
 
 /// Most addresses kept per contact.
 pub const MAX_CONTACT_ADDRS: usize = 16;
@@ -59,6 +59,13 @@ pub enum Command {
         op: BankOp,
         /// Answer.
         reply: oneshot::Sender<Result<BankReply, ApiError>>,
+    },
+    /// A backup operation.
+    Backup {
+        /// What to do.
+        op: crate::backup::BackupOp,
+        /// Answer.
+        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
     },
     /// Remove a contact by name or peer id.
     RemoveContact {

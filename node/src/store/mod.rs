@@ -18,8 +18,9 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub use tables::{ContactRecord, ListenPorts, Origin, ShareRecord};
 use tables::{
-    BANK_ACCOUNTS, BANK_ALERT_RULES, BANK_NOTIFICATIONS, BANK_OPS, BANK_VIEWS, BANK_VIEW_LOG, CONTACTS, INVITATIONS,
-    META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_DOC_INCREMENTS, SHARE_INDEX, SHARE_SIGS,
+    BACKUP_FILES, BACKUP_FRIENDS, BACKUP_HOSTING, BANK_ACCOUNTS, BANK_ALERT_RULES, BANK_NOTIFICATIONS, BANK_OPS,
+    BANK_VIEWS, BANK_VIEW_LOG, CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_DOC_INCREMENTS,
+    SHARE_INDEX, SHARE_SIGS,
 };
 
 /// Signatures of a share document's changes: (change hash, signature).
@@ -110,6 +111,10 @@ impl Store {
             txn.open_table(BANK_ALERT_RULES)?;
             txn.open_table(BANK_NOTIFICATIONS)?;
             txn.open_table(BANK_VIEW_LOG)?;
+            // Backups: new tables, no change to existing ones.
+            txn.open_table(BACKUP_FRIENDS)?;
+            txn.open_table(BACKUP_HOSTING)?;
+            txn.open_table(BACKUP_FILES)?;
             if version != SCHEMA_VERSION {
                 meta.insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
             }

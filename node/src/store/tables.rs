@@ -12,6 +12,9 @@ pub const SCHEMA_VERSION: u64 = 2;
 /// Small node-wide values. Key: a name. Value: CBOR.
 /// - `schema_version`: u64
 /// - `listen_ports`: [`ListenPorts`], the ports bound at the last start.
+/// - `backup_root`: the 32-byte backup root secret (see `spec/backup.md`).
+/// - `backup_catalog`: CBOR of the owner's `hearth_protocol::backup::catalog::Catalog`.
+/// - `backup_paths`: the paths `hearth backup add` named (`Vec<String>`).
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-1");
 
 /// Contacts. Key: the contact's peer id bytes. Value: [`ContactRecord`].
@@ -68,6 +71,21 @@ pub const BANK_ALERT_RULES: TableDefinition<u64, &[u8]> = TableDefinition::new("
 /// Triggered alerts, each recorded once (schema 2). Key: the notification
 /// id (rule id + what triggered it). Value: CBOR of `bank::alerts::Notification`.
 pub const BANK_NOTIFICATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("bank-notifications-1");
+
+/// Backup friends: contacts asked to host this node's shards (owner side).
+/// Key: the friend's peer id bytes. Value: CBOR of `backup::store::FriendRecord`.
+/// Created by schema 2 nodes that know backups; older ones ignore it.
+pub const BACKUP_FRIENDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("backup-friends-1");
+
+/// Hosting agreements: owners whose shards this node holds or was asked to
+/// (host side). Key: the owner's peer id bytes. Value: CBOR of
+/// `backup::store::HostingRecord`.
+pub const BACKUP_HOSTING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("backup-hosting-1");
+
+/// The backup's file cache: files unchanged since the last run (same size,
+/// mtime and inode) are not read again. Key: absolute path. Value: CBOR of
+/// `backup::store::CachedFile`.
+pub const BACKUP_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("backup-files-1");
 
 /// How a contact came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,6 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::behaviour::BehaviourEvent;
+pub use backup::Backup;
+mod backup;
 mod bank;
 mod fetch;
 mod share;
@@ -102,10 +104,13 @@ pub struct EventLoop {
     bank_views: crate::bank::views::Views,
     /// Bank requests in flight, with the view they are about.
     bank_requests: HashMap<OutboundRequestId, Vec<u8>>,
+    /// Backups: the owner's engine and the host's side.
+    backup: Backup,
 }
 
 impl EventLoop {
     /// Wraps a swarm that is already listening.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         swarm: Swarm<Behaviour>,
         store: Arc<Store>,
@@ -114,6 +119,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         shares: Shares,
         bank_views: crate::bank::views::Views,
+        backup: Backup,
     ) -> Self {
         let local = *swarm.local_peer_id();
         Self {
@@ -141,6 +147,7 @@ impl EventLoop {
             pending_writes: Default::default(),
             bank_views,
             bank_requests: HashMap::new(),
+            backup,
         }
     }
 
@@ -174,6 +181,8 @@ impl EventLoop {
                 _ = debounce.tick(), if self.watch.has_dirty() => self.scan_settled(),
                 _ = tick.tick() => self.on_tick(),
                 done = self.blob_io.next() => self.on_blob_io(done),
+                Some(msg) = self.backup.rpc.recv() => self.on_backup_rpc(msg),
+                done = backup::next_answer(&mut self.backup.answering) => self.on_backup_answered(done),
             }
         }
         self.flush_chunks();
@@ -299,6 +308,7 @@ impl EventLoop {
             }
             Command::Share { op, reply } => self.on_share_command(op, reply),
             Command::Bank { op, reply } => self.on_bank_command(op, reply),
+            Command::Backup { op, reply } => self.on_backup_command(op, reply),
             Command::RemoveContact { name, reply } => {
                 let _ = reply.send(self.remove_contact(&name));
             }
@@ -523,6 +533,7 @@ impl EventLoop {
             BehaviourEvent::Share(event) => self.on_share_event(event),
             BehaviourEvent::Blob(event) => self.on_blob_event(event),
             BehaviourEvent::Bank(event) => self.on_bank_event(event),
+            BehaviourEvent::Backup(event) => self.on_backup_event(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
                 if self.contact(&peer_id).is_some() =>
             {
@@ -755,12 +766,13 @@ impl EventLoop {
         self.retry_unavailable();
         self.drive_fetches();
         self.push_bank_views();
+        self.backup_timers();
         let grace = Duration::from_secs(self.config.stranger_grace_secs);
         let expired: Vec<PeerId> =
             self.strangers.iter().filter(|(_, since)| now.duration_since(**since) > grace).map(|(p, _)| *p).collect();
         for peer in expired {
             self.strangers.remove(&peer);
-            if self.contact(&peer).is_none() {
+            if self.contact(&peer).is_none() && !self.is_restore_peer(&peer) {
                 info!(%peer, "closing the connection of a node that is not a contact (no pairing within {} s)", grace.as_secs());
                 let _ = self.swarm.disconnect_peer_id(peer);
             }

@@ -1,0 +1,369 @@
+//! The host's side of `/hearth/backup/1`: hosting requests, and the shards
+//! and metadata objects of the owners it accepted, kept opaque under
+//! `HOME/blobs/hosted/<owner hex>/{shards,meta}/`.
+//!
+//! Every request is answered by [`answer`], which blocks on disk and runs
+//! off the event loop. Owners are told apart by their peer id; an owner's
+//! restore identity may read (never write) that owner's objects; nobody
+//! reaches another owner's directory. Uploads land in `NAME.part` and are
+//! renamed into place only complete (and, for shards, only when they hash
+//! to their id), so an interrupted upload resumes and never replaces a
+//! good object with half of one.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hearth_protocol::backup::erasure::ShardId;
+use hearth_protocol::backup::hosting::{decide_put, Agreement, PutAction};
+use hearth_protocol::backup::wire::{valid_name, BackupRequest, BackupResponse, Refusal, MAX_PIECE, WRAPPED_ROOT};
+use tracing::{info, warn};
+
+use super::store::{self as bstore, HostingRecord};
+use crate::store::Store;
+
+/// What a host needs to answer.
+#[derive(Clone)]
+pub struct Host {
+    /// The database.
+    pub store: Arc<Store>,
+    /// `HOME/blobs/hosted`.
+    pub dir: PathBuf,
+}
+
+/// Who is asking, relative to the objects it may reach.
+enum Access {
+    /// The owner itself (hosting record under its own id).
+    Owner(HostingRecord),
+    /// The owner's restore identity: read only.
+    Restore,
+    /// The owner's passphrase identity: the wrapped root only.
+    Passphrase,
+}
+
+fn refused(code: Refusal, message: impl Into<String>) -> BackupResponse {
+    BackupResponse::refused(code, message)
+}
+
+fn internal(err: impl std::fmt::Display) -> BackupResponse {
+    warn!("backup hosting failed: {err}");
+    refused(Refusal::Internal, format!("the host failed: {err}"))
+}
+
+impl Host {
+    fn owner_dir(&self, owner: &[u8]) -> PathBuf {
+        self.dir.join(hex::encode(owner))
+    }
+
+    fn access(&self, peer: &[u8]) -> anyhow::Result<Option<(Vec<u8>, Access)>> {
+        // An owner is served only while it is a contact: removing the
+        // contact stops the hosting at once (the space is freed after the
+        // grace period, see `Engine::audit`).
+        if let Some(record) = bstore::hosting(&self.store, peer)? {
+            if self.store.contact(peer)?.is_some() {
+                return Ok(Some((peer.to_vec(), Access::Owner(record))));
+            }
+            return Ok(None);
+        }
+        for (owner, record) in bstore::hostings(&self.store)? {
+            if !matches!(record.agreement, Agreement::Accepted { .. }) {
+                continue;
+            }
+            if record.restore_peer == peer {
+                return Ok(Some((owner, Access::Restore)));
+            }
+            if record.passphrase_peer.as_deref() == Some(peer) {
+                return Ok(Some((owner, Access::Passphrase)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether `peer` is the restore identity of an owner this node hosts
+    /// (such a peer is not a contact, yet must not be disconnected).
+    pub fn is_restore_peer(&self, peer: &[u8]) -> bool {
+        bstore::hostings(&self.store)
+            .map(|all| {
+                all.iter().any(|(_, r)| {
+                    (r.restore_peer == peer || r.passphrase_peer.as_deref() == Some(peer))
+                        && r.agreement != Agreement::Declined
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    /// Answers one request from `peer` at Unix time `now`.
+    pub fn answer(&self, peer: &[u8], request: BackupRequest, now: u64) -> BackupResponse {
+        match self.try_answer(peer, request, now) {
+            Ok(r) => r,
+            Err(e) => internal(format!("{e:#}")),
+        }
+    }
+
+    fn try_answer(&self, peer: &[u8], request: BackupRequest, now: u64) -> anyhow::Result<BackupResponse> {
+        let is_contact = self.store.contact(peer)?.is_some();
+        match request {
+            BackupRequest::Hosting { offer, restore_peer, passphrase_peer } => {
+                let passphrase_peer = passphrase_peer.map(|p| p.into_vec());
+                if !is_contact {
+                    return Ok(refused(Refusal::NotAFriend, hearth_protocol::contact::NOT_A_CONTACT));
+                }
+                let record = bstore::update_hosting(&self.store, peer, |r| {
+                    Some(match r {
+                        Some(mut r) => {
+                            if r.agreement == Agreement::Declined {
+                                r.agreement = Agreement::Pending { offer };
+                            }
+                            r.restore_peer = restore_peer;
+                            r.passphrase_peer = passphrase_peer;
+                            r.last_contact = Some(now);
+                            r
+                        }
+                        None => HostingRecord {
+                            agreement: Agreement::Pending { offer },
+                            restore_peer,
+                            passphrase_peer,
+                            used: 0,
+                            since: now,
+                            last_contact: Some(now),
+                        },
+                    })
+                })?;
+                let a = record.map(|r| r.agreement).unwrap_or(Agreement::Declined);
+                if matches!(a, Agreement::Pending { .. }) {
+                    info!(peer = %hex::encode(peer), "a contact asks us to host its backup (offering {offer} bytes); answer with `hearth backup hosting accept|decline`");
+                }
+                return Ok(BackupResponse::Hosting { state: a.name().into(), quota: a.quota() });
+            }
+            BackupRequest::HostingAnswer { accepted, quota } => {
+                let updated = bstore::update_friend(&self.store, peer, |f| {
+                    f.map(|mut f| {
+                        f.state = if accepted { "accepted".into() } else { "declined".into() };
+                        f.quota = if accepted { quota } else { 0 };
+                        f.last_contact = Some(now);
+                        f
+                    })
+                })?;
+                return Ok(match updated {
+                    Some(_) => {
+                        info!(peer = %hex::encode(peer), accepted, quota, "a friend answered our hosting request");
+                        BackupResponse::Ok
+                    }
+                    None => refused(Refusal::NotAFriend, "we did not ask you to host our backup"),
+                });
+            }
+            _ => {}
+        }
+        let Some((owner, access)) = self.access(peer)? else {
+            warn!(peer = %hex::encode(peer), "refused a backup request from a node we host nothing for");
+            return Ok(refused(Refusal::NotAFriend, "this node hosts no backup for you"));
+        };
+        let dir = self.owner_dir(&owner);
+        let write = match &access {
+            Access::Owner(r) => Some(r.clone()),
+            Access::Restore => None,
+            Access::Passphrase => {
+                return Ok(match request {
+                    BackupRequest::MetaGet { name, offset, len } if name == WRAPPED_ROOT => {
+                        read_range(&dir.join("meta").join(&name), offset, len)?
+                    }
+                    _ => refused(Refusal::NotAFriend, "a passphrase identity may only read the wrapped root"),
+                });
+            }
+        };
+        if let Access::Owner(r) = &access {
+            if r.last_contact.is_none_or(|t| now >= t + 60) {
+                let _ = bstore::touch_hosting(&self.store, &owner, |r| {
+                    r.map(|mut r| {
+                        r.last_contact = Some(now);
+                        r
+                    })
+                });
+            }
+        }
+        Ok(match request {
+            BackupRequest::PutShard { shard, offset, total, data } => {
+                let Some(record) = write else { return Ok(read_only()) };
+                self.put(&owner, &record, &dir.join("shards"), &shard.hex(), Some(shard), offset, total, &data)?
+            }
+            BackupRequest::MetaPut { name, offset, total, data } => {
+                let Some(record) = write else { return Ok(read_only()) };
+                if !valid_name(&name) {
+                    return Ok(refused(Refusal::BadRequest, format!("bad object name {name:?}")));
+                }
+                self.put(&owner, &record, &dir.join("meta"), &name, None, offset, total, &data)?
+            }
+            BackupRequest::GetShard { shard, offset, len } => {
+                read_range(&dir.join("shards").join(shard.hex()), offset, len)?
+            }
+            BackupRequest::MetaGet { name, offset, len } => {
+                if !valid_name(&name) {
+                    return Ok(refused(Refusal::BadRequest, format!("bad object name {name:?}")));
+                }
+                read_range(&dir.join("meta").join(&name), offset, len)?
+            }
+            BackupRequest::List => {
+                let mut shards = Vec::new();
+                if let Ok(entries) = fs::read_dir(dir.join("shards")) {
+                    for e in entries.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let Ok(bytes) = hex::decode(&name) else { continue };
+                        let Ok(id) = <[u8; 32]>::try_from(bytes) else { continue };
+                        shards.push((ShardId(id), e.metadata().map(|m| m.len()).unwrap_or(0)));
+                    }
+                }
+                shards.sort();
+                let record = bstore::hosting(&self.store, &owner)?;
+                let (used, quota) = record.map(|r| (r.used, r.agreement.quota())).unwrap_or((0, 0));
+                BackupResponse::Shards { shards, used, quota }
+            }
+            BackupRequest::Audit(c) => {
+                if write.is_none() {
+                    return Ok(read_only());
+                }
+                match read_range(&dir.join("shards").join(c.shard.hex()), c.offset, c.len)? {
+                    BackupResponse::Data { data, .. } => BackupResponse::Proof { nonce: c.nonce.to_vec(), data },
+                    other => other,
+                }
+            }
+            BackupRequest::Delete { shards } => {
+                if write.is_none() {
+                    return Ok(read_only());
+                }
+                let (mut count, mut freed) = (0u32, 0u64);
+                for s in shards {
+                    let path = dir.join("shards").join(s.hex());
+                    if let Ok(m) = fs::metadata(&path) {
+                        if fs::remove_file(&path).is_ok() {
+                            count += 1;
+                            freed += m.len();
+                        }
+                    }
+                }
+                bstore::update_hosting(&self.store, &owner, |r| {
+                    r.map(|mut r| {
+                        r.used = r.used.saturating_sub(freed);
+                        r
+                    })
+                })?;
+                info!(owner = %hex::encode(&owner), count, freed, "deleted hosted shards at the owner's request");
+                BackupResponse::Deleted { count, freed }
+            }
+            BackupRequest::Hosting { .. } | BackupRequest::HostingAnswer { .. } => BackupResponse::Ok,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn put(
+        &self,
+        owner: &[u8],
+        record: &HostingRecord,
+        dir: &Path,
+        name: &str,
+        shard: Option<ShardId>,
+        offset: u64,
+        total: u64,
+        data: &[u8],
+    ) -> anyhow::Result<BackupResponse> {
+        let done = dir.join(name);
+        let part = dir.join(format!("{name}.part"));
+        let complete_len = fs::metadata(&done).map(|m| m.len()).ok();
+        let mut partial_len = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        if offset == 0 && partial_len > 0 {
+            // An upload that starts over: drop what an interrupted one left.
+            fs::remove_file(&part)?;
+            bstore::update_hosting(&self.store, owner, |r| {
+                r.map(|mut r| {
+                    r.used = r.used.saturating_sub(partial_len);
+                    r
+                })
+            })?;
+            partial_len = 0;
+        }
+        let record = &bstore::hosting(&self.store, owner)?.unwrap_or_else(|| record.clone());
+        // A shard is immutable (named by its hash); a metadata object is
+        // replaced by a new upload.
+        let (have, complete, replaces) = match (shard, complete_len) {
+            (Some(_), Some(len)) => (len, true, 0),
+            (None, Some(len)) => (partial_len, false, len),
+            (_, None) => (partial_len, false, 0),
+        };
+        let action =
+            match decide_put(Some(&record.agreement), record.used, have, complete, replaces, offset, total, data.len())
+            {
+                Ok(a) => a,
+                Err((code, message)) => {
+                    warn!(owner = %hex::encode(owner), "refused a backup upload: {message}");
+                    return Ok(refused(code, message));
+                }
+            };
+        if action == PutAction::AlreadyHave {
+            return Ok(BackupResponse::Stored { have });
+        }
+        fs::create_dir_all(dir)?;
+        let mut file = OpenOptions::new().create(true).append(true).open(&part)?;
+        file.write_all(data)?;
+        bstore::touch_hosting(&self.store, owner, |r| {
+            r.map(|mut r| {
+                r.used += data.len() as u64;
+                r
+            })
+        })?;
+        let PutAction::Append { complete: true } = action else {
+            return Ok(BackupResponse::Stored { have: offset + data.len() as u64 });
+        };
+        file.sync_all()?;
+        drop(file);
+        if let Some(id) = shard {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_reader(fs::File::open(&part)?)?;
+            if hasher.finalize().as_bytes() != &id.0 {
+                fs::remove_file(&part)?;
+                bstore::update_hosting(&self.store, owner, |r| {
+                    r.map(|mut r| {
+                        r.used = r.used.saturating_sub(total);
+                        r
+                    })
+                })?;
+                warn!(owner = %hex::encode(owner), shard = %id.hex(), "refused an uploaded shard: it does not hash to its id");
+                return Ok(refused(
+                    Refusal::Corrupt,
+                    format!("shard {} does not hash to its id; upload it again", id.hex()),
+                ));
+            }
+        }
+        fs::rename(&part, &done)?;
+        if replaces > 0 {
+            bstore::update_hosting(&self.store, owner, |r| {
+                r.map(|mut r| {
+                    r.used = r.used.saturating_sub(replaces);
+                    r
+                })
+            })?;
+        }
+        Ok(BackupResponse::Stored { have: total })
+    }
+}
+
+fn read_only() -> BackupResponse {
+    refused(Refusal::NotAFriend, "a restore identity may only read")
+}
+
+fn read_range(path: &Path, offset: u64, len: u32) -> anyhow::Result<BackupResponse> {
+    let mut file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(refused(Refusal::NotFound, "no such object here"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let total = file.metadata()?.len();
+    if offset > total || len as usize > MAX_PIECE {
+        return Ok(refused(Refusal::BadRequest, format!("range {offset}+{len} outside 0..{total}")));
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    let mut data = Vec::with_capacity(len as usize);
+    file.take(len as u64).read_to_end(&mut data)?;
+    Ok(BackupResponse::Data { total, data })
+}

@@ -1,0 +1,510 @@
+//! Restores: fetch shards from the friends, decode packs, write files.
+//!
+//! A pack is rebuilt from the first `k` good shards, asking the friends in
+//! parallel and moving on to the next when one is away or answers with a
+//! shard that does not hash to its id (logged, never used). Files are
+//! written into temporary files next to their destination, each chunk at
+//! its offsets as its pack arrives, and renamed into place only once every
+//! file is complete: an interrupted or failed restore leaves no half file
+//! in place of a good one.
+//!
+//! A fresh install restores with [`restore_fresh`]: from the recovery key
+//! alone it derives the restore identity, starts a temporary swarm under
+//! it, fetches the catalog from the friends given (a wrong key is refused
+//! by them, or fails to open the catalog: nothing is written), then the
+//! files and the node's own state (identity, config, database).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures::StreamExt;
+use hearth_protocol::backup::catalog::{Catalog, FileEntry, PackRecord, Snapshot};
+use hearth_protocol::backup::chunk::{self, ChunkId};
+use hearth_protocol::backup::erasure::{self, ShardId};
+use hearth_protocol::backup::keys::{passphrase_identity_seed, KdfParams, Keys, RootSecret, WrappedRoot};
+use hearth_protocol::backup::pack::PackId;
+use hearth_protocol::backup::wire::{BackupRequest, BackupResponse, WRAPPED_ROOT};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use super::engine::{catalog_addrs, restore_keypair, CATALOG_OBJECT, MAX_CATALOG};
+use super::rpc::{Rpc, RpcMsg};
+use crate::home::Home;
+use crate::net::behaviour::BehaviourEvent;
+use crate::net::codec::Wire;
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RestoreReport {
+    /// The snapshot.
+    pub snapshot: String,
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Packs decoded.
+    pub packs: u64,
+    /// Shards refused as corrupted, or friends that failed.
+    pub problems: Vec<String>,
+}
+
+/// Packs fetched at once during a restore. Measured on the 2-core bench
+/// machine (bench/backup.py): 3 made the restore slower than 1 (12 s vs 18-25 s
+/// under load), the friends and the restorer then compete for the cores.
+const PACKS_IN_FLIGHT: usize = 1;
+
+/// Fetches one whole shard and checks it against its id.
+async fn fetch_shard(rpc: &Rpc, peer: PeerId, addrs: Vec<Multiaddr>, id: ShardId, len: u64) -> Result<Vec<u8>> {
+    let bytes =
+        rpc.download(peer, &addrs, len, |offset, l| BackupRequest::GetShard { shard: id, offset, len: l }).await?;
+    if ShardId::of(&bytes) != id {
+        bail!("{peer} returned a corrupted shard {} (it does not hash to its id)", id.hex());
+    }
+    Ok(bytes)
+}
+
+/// Rebuilds a pack from `k` good shards, asking hosts in parallel.
+pub async fn fetch_pack(
+    rpc: &Rpc,
+    catalog: &Catalog,
+    pack: &PackId,
+    record: &PackRecord,
+    skip: &BTreeSet<Vec<u8>>,
+    problems: &mut Vec<String>,
+) -> Result<Vec<u8>> {
+    let k = record.k as usize;
+    let mut candidates: Vec<_> = record.shards.iter().filter(|s| !skip.contains(&s.host)).collect();
+    // Hosts that are connected first: they answer fastest.
+    let online = rpc.online().await;
+    candidates.sort_by_key(|s| !PeerId::from_bytes(&s.host).is_ok_and(|p| online.contains(&p)));
+    let mut good: Vec<Vec<u8>> = Vec::new();
+    let mut next = 0;
+    let mut inflight = futures::stream::FuturesUnordered::new();
+    // Bounded: each shard place is tried at most once.
+    while good.len() < k {
+        while inflight.len() + good.len() < k && next < candidates.len() {
+            let place = candidates[next];
+            next += 1;
+            let peer = PeerId::from_bytes(&place.host).map_err(|e| anyhow!("bad host id: {e}"))?;
+            let addrs = catalog_addrs(catalog, &place.host);
+            let (id, len) = (place.id, place.len);
+            inflight.push(async move { (peer, fetch_shard(rpc, peer, addrs, id, len).await) });
+        }
+        match inflight.next().await {
+            Some((_, Ok(bytes))) => good.push(bytes),
+            Some((peer, Err(e))) => {
+                warn!(%peer, "restore works around a shard: {e:#}");
+                problems.push(format!("{e:#}"));
+            }
+            None => bail!(
+                "pack {} cannot be rebuilt: only {} of the {k} shards needed could be fetched ({}); more friends must be online",
+                pack.hex(),
+                good.len(),
+                if problems.is_empty() { "no friend holding one is reachable".to_string() } else { problems.join("; ") }
+            ),
+        }
+    }
+    let (id, bytes) = tokio::task::spawn_blocking(move || erasure::decode(&good))
+        .await
+        .map_err(|e| anyhow!("decoding failed: {e}"))??;
+    if id != *pack {
+        bail!("the shards of pack {} decode to another pack", pack.hex());
+    }
+    Ok(bytes)
+}
+
+/// Where restored files go.
+pub enum Target {
+    /// Their original paths.
+    Original,
+    /// Under this directory (the original absolute path appended).
+    Under(PathBuf),
+}
+
+fn destination(target: &Target, path: &str) -> PathBuf {
+    match target {
+        Target::Original => PathBuf::from(path),
+        Target::Under(dir) => dir.join(path.trim_start_matches('/')),
+    }
+}
+
+fn temp_of(dest: &Path) -> PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dest.with_file_name(format!(".{name}.hearth-restore"))
+}
+
+/// Writes `files` (with their destinations) from the packs, one pack in
+/// memory at a time: every chunk's offsets are known from the catalog.
+pub async fn restore_files(
+    rpc: &Rpc,
+    keys: &Keys,
+    catalog: &Catalog,
+    files: Vec<(FileEntry, PathBuf)>,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    // chunk -> where it goes: (file index, offset)
+    let mut wanted: BTreeMap<ChunkId, Vec<(usize, u64)>> = BTreeMap::new();
+    let mut by_pack: BTreeMap<PackId, BTreeSet<ChunkId>> = BTreeMap::new();
+    for (i, (f, _)) in files.iter().enumerate() {
+        if f.sizes.len() != f.chunks.len() {
+            bail!("the catalog entry of {} is malformed (chunk sizes missing)", f.path);
+        }
+        let mut off = 0u64;
+        for (c, len) in f.chunks.iter().zip(&f.sizes) {
+            let loc =
+                catalog.index.get(c).ok_or_else(|| anyhow!("chunk {} of {} is not in the index", c.hex(), f.path))?;
+            wanted.entry(*c).or_default().push((i, off));
+            by_pack.entry(loc.pack).or_default().insert(*c);
+            off += *len as u64;
+        }
+        if off != f.size {
+            bail!("the catalog entry of {} is malformed ({off} bytes of chunks for {})", f.path, f.size);
+        }
+    }
+    let temps: Vec<PathBuf> = files.iter().map(|(_, d)| temp_of(d)).collect();
+    for (i, (f, dest)) in files.iter().enumerate() {
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = std::fs::File::create(&temps[i]).with_context(|| format!("cannot write {}", temps[i].display()))?;
+        file.set_len(f.size)?;
+    }
+    let wanted = std::sync::Arc::new(wanted);
+    let temps_shared = std::sync::Arc::new(temps.clone());
+    let result = async {
+        // Several packs are fetched at once (each from k friends in
+        // parallel); chunks are written on blocking threads as packs arrive.
+        let jobs: Vec<(PackId, Vec<ChunkId>)> =
+            by_pack.iter().map(|(p, c)| (*p, c.iter().copied().collect())).collect();
+        let mut fetched = futures::stream::iter(jobs)
+            .map(|(pack, chunks)| async move {
+                let mut problems = Vec::new();
+                let record =
+                    catalog.packs.get(&pack).ok_or_else(|| anyhow!("pack {} is not in the catalog", pack.hex()));
+                let bytes = match record {
+                    Ok(record) => fetch_pack(rpc, catalog, &pack, record, &BTreeSet::new(), &mut problems).await,
+                    Err(e) => Err(e),
+                };
+                (chunks, bytes, problems)
+            })
+            .buffer_unordered(PACKS_IN_FLIGHT);
+        let mut writes = tokio::task::JoinSet::new();
+        while let Some((chunks, bytes, problems)) = fetched.next().await {
+            report.problems.extend(problems);
+            let bytes = bytes?;
+            report.packs += 1;
+            let keys = keys.clone();
+            let index: Vec<(ChunkId, u64, u32)> =
+                chunks.iter().filter_map(|c| catalog.index.get(c).map(|l| (*c, l.offset, l.len))).collect();
+            let (wanted, temps) = (wanted.clone(), temps_shared.clone());
+            // Bounded memory: at most a few decoded packs wait for their writer.
+            while writes.len() >= PACKS_IN_FLIGHT {
+                if let Some(done) = writes.join_next().await {
+                    done.map_err(|e| anyhow!("writing chunks failed: {e}"))??;
+                }
+            }
+            writes.spawn_blocking(move || -> Result<()> {
+                let mut open_files: BTreeMap<usize, std::fs::File> = BTreeMap::new();
+                for (c, off, len) in index {
+                    let sealed = bytes
+                        .get(off as usize..off as usize + len as usize)
+                        .ok_or_else(|| anyhow!("chunk {} lies outside its pack", c.hex()))?;
+                    let plain = chunk::open(&keys, &c, sealed)?;
+                    for (i, at) in wanted.get(&c).into_iter().flatten() {
+                        if !open_files.contains_key(i) {
+                            open_files.insert(*i, std::fs::OpenOptions::new().write(true).open(&temps[*i])?);
+                        }
+                        if let Some(file) = open_files.get(i) {
+                            file.write_all_at(&plain, *at)?;
+                        }
+                    }
+                }
+                Ok(())
+            });
+        }
+        while let Some(done) = writes.join_next().await {
+            done.map_err(|e| anyhow!("writing chunks failed: {e}"))??;
+        }
+        for t in temps_shared.iter() {
+            std::fs::File::open(t)?.sync_all()?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            for (i, (f, dest)) in files.iter().enumerate() {
+                std::fs::rename(&temps[i], dest).with_context(|| format!("cannot put {} in place", dest.display()))?;
+                let _ = std::fs::set_permissions(dest, std::os::unix::fs::PermissionsExt::from_mode(f.mode & 0o7777));
+                report.bytes += f.size;
+            }
+            report.files += files.len() as u64;
+            Ok(())
+        }
+        Err(e) => {
+            for t in &temps {
+                let _ = std::fs::remove_file(t);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The files of `snapshot` under `prefix`, with their destinations.
+pub fn select(snapshot: &Snapshot, prefix: Option<&str>, target: &Target) -> Vec<(FileEntry, PathBuf)> {
+    snapshot
+        .files
+        .iter()
+        .filter(|f| prefix.is_none_or(|p| f.path == p || f.path.starts_with(&format!("{}/", p.trim_end_matches('/')))))
+        .map(|f| (f.clone(), destination(target, &f.path)))
+        .collect()
+}
+
+/// Fetches the newest catalog any of `peers` holds that opens with `keys`.
+pub async fn fetch_catalog(rpc: &Rpc, keys: &Keys, peers: &[(PeerId, Vec<Multiaddr>)]) -> Result<Catalog> {
+    let mut best: Option<Catalog> = None;
+    let mut errors = Vec::new();
+    let mut wrong_key = 0;
+    for (peer, addrs) in peers {
+        let fetched = rpc
+            .download(*peer, addrs, MAX_CATALOG, |offset, len| BackupRequest::MetaGet {
+                name: CATALOG_OBJECT.into(),
+                offset,
+                len,
+            })
+            .await;
+        match fetched.map(|b| Catalog::open(keys, &b)) {
+            Ok(Ok(c)) => {
+                if best.as_ref().is_none_or(|b| c.generation > b.generation) {
+                    best = Some(c);
+                }
+            }
+            Ok(Err(e)) => {
+                wrong_key += 1;
+                errors.push(format!("{peer}: {e}"));
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    match best {
+        Some(c) => Ok(c),
+        None if wrong_key > 0 => bail!("wrong recovery key: the backup metadata does not open with it ({})", errors.join("; ")),
+        None => bail!(
+            "no friend gave the backup metadata: the recovery key is wrong or these friends do not host your backup ({})",
+            errors.join("; ")
+        ),
+    }
+}
+
+/// Serves `RpcMsg`s on a temporary swarm (the fresh-restore driver).
+async fn drive(mut swarm: libp2p::Swarm<crate::net::Behaviour>, mut rx: tokio::sync::mpsc::Receiver<RpcMsg>) {
+    let mut calls: BTreeMap<OutboundRequestId, oneshot::Sender<Result<BackupResponse, String>>> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                None => break,
+                Some(RpcMsg::Online(reply)) => {
+                    let _ = reply.send(swarm.connected_peers().copied().collect());
+                }
+                Some(RpcMsg::Call { peer, addrs, request, reply }) => {
+                    for a in addrs {
+                        swarm.add_peer_address(peer, a);
+                    }
+                    let id = swarm.behaviour_mut().backup.send_request(&peer, Wire::Msg(request));
+                    calls.insert(id, reply);
+                }
+            },
+            event = swarm.select_next_some() => {
+                if let SwarmEvent::Behaviour(BehaviourEvent::Backup(e)) = event {
+                    match e {
+                        request_response::Event::Message { message: request_response::Message::Response { request_id, response }, .. } => {
+                            if let Some(r) = calls.remove(&request_id) {
+                                let _ = r.send(Ok(response));
+                            }
+                        }
+                        request_response::Event::OutboundFailure { request_id, error, .. } => {
+                            if let Some(r) = calls.remove(&request_id) {
+                                let _ = r.send(Err(error.to_string()));
+                            }
+                        }
+                        request_response::Event::Message { message: request_response::Message::Request { channel, .. }, .. } => {
+                            let _ = swarm.behaviour_mut().backup.send_response(
+                                channel,
+                                BackupResponse::refused(hearth_protocol::backup::wire::Refusal::NotAFriend, "a restoring node hosts nothing"),
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Parses `ADDR/p2p/PEER`.
+pub fn parse_from(text: &str) -> Result<(PeerId, Multiaddr)> {
+    let addr: Multiaddr = text.parse().map_err(|e| anyhow!("{text:?} is not a multiaddress: {e}"))?;
+    let peer = addr
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow!("{text:?} has no /p2p/PEER_ID part: give the friend's full address"))?;
+    let bare = crate::net::dialable(&addr).ok_or_else(|| anyhow!("{text:?} is not dialable"))?;
+    Ok((peer, bare))
+}
+
+/// What a fresh install restores with.
+pub enum Secret {
+    /// The recovery key.
+    Key(String),
+    /// The passphrase, and the Argon2id cost it was set with.
+    Passphrase(String, KdfParams),
+    /// Recovery shares friends handed back (social recovery).
+    Shares(Vec<String>),
+}
+
+/// Fetches the passphrase-wrapped root from the friends under the
+/// passphrase identity, and opens it.
+async fn unwrap_with_passphrase(
+    passphrase: &str,
+    params: KdfParams,
+    peers: &[(PeerId, Vec<Multiaddr>)],
+) -> Result<RootSecret> {
+    let pass = passphrase.to_owned();
+    let seed = tokio::task::spawn_blocking(move || passphrase_identity_seed(&pass, params))
+        .await
+        .map_err(|e| anyhow!("{e}"))??;
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(seed).map_err(|e| anyhow!("{e}"))?;
+    let swarm = crate::net::build_swarm(keypair, false)?;
+    let (rpc, rx) = Rpc::channel();
+    let driver = tokio::spawn(drive(swarm, rx));
+    let mut errors = Vec::new();
+    let mut root = None;
+    for (peer, addrs) in peers {
+        let got = rpc
+            .download(*peer, addrs, 4096, |offset, len| BackupRequest::MetaGet {
+                name: WRAPPED_ROOT.into(),
+                offset,
+                len,
+            })
+            .await;
+        match got.and_then(|b| hearth_protocol::frame::from_cbor::<WrappedRoot>(&b).map_err(|e| anyhow!("{e}"))) {
+            Ok(w) => {
+                let pass = passphrase.to_owned();
+                match tokio::task::spawn_blocking(move || w.unwrap_root(&pass)).await.map_err(|e| anyhow!("{e}"))? {
+                    Ok(r) => {
+                        root = Some(r);
+                        break;
+                    }
+                    Err(e) => errors.push(format!("{peer}: {e}")),
+                }
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    drop(rpc);
+    let _ = tokio::time::timeout(Duration::from_secs(2), driver).await;
+    root.ok_or_else(|| {
+        anyhow!(
+            "no friend gave a wrapped key that opens with this passphrase: it is wrong, or none was set ({})",
+            errors.join("; ")
+        )
+    })
+}
+
+/// Restores a whole instance into the fresh home `home`, from friends at
+/// `from` (`ADDR/p2p/PEER`), with only the recovery key (or passphrase).
+/// Files go back to their original paths, or under `to`.
+pub async fn restore_fresh(home: &Home, secret: Secret, from: &[String], to: Option<PathBuf>) -> Result<RestoreReport> {
+    if let Secret::Key(key) = &secret {
+        RootSecret::from_recovery_key(key)?;
+    }
+    if home.path("identity.key").exists() || home.db_path().exists() {
+        bail!(
+            "{} already holds a node; restore into a fresh home (`--home NEW_DIR`) so nothing is overwritten",
+            home.root().display()
+        );
+    }
+    if from.is_empty() {
+        bail!("name at least one friend's address with --from ADDR/p2p/PEER_ID");
+    }
+    let peers: Vec<(PeerId, Vec<Multiaddr>)> =
+        from.iter().map(|t| parse_from(t).map(|(p, a)| (p, vec![a]))).collect::<Result<_>>()?;
+    crate::node::install_crypto_provider();
+    let root = match secret {
+        Secret::Key(key) => RootSecret::from_recovery_key(&key)?,
+        Secret::Passphrase(p, params) => unwrap_with_passphrase(&p, params, &peers).await?,
+        Secret::Shares(texts) => super::social::combine(&texts)?,
+    };
+    let keypair = restore_keypair(&root)?;
+    info!(restore_peer = %keypair.public().to_peer_id(), "restoring from {} friend(s)", peers.len());
+    let swarm = crate::net::build_swarm(keypair, false)?;
+    let (rpc, rx) = Rpc::channel();
+    let driver = tokio::spawn(drive(swarm, rx));
+    let keys = root.keys();
+    let result = async {
+        let catalog = fetch_catalog(&rpc, &keys, &peers).await?;
+        let snapshot = catalog.latest().ok_or_else(|| anyhow!("the backup has no snapshot yet"))?.clone();
+        let target = match &to {
+            Some(d) => Target::Under(d.clone()),
+            None => Target::Original,
+        };
+        let mut files = select(&snapshot, None, &target);
+        for f in &snapshot.state {
+            files.push((f.clone(), home.path(&f.path)));
+        }
+        std::fs::create_dir_all(home.root())?;
+        let mut report = RestoreReport { snapshot: snapshot.id.clone(), ..Default::default() };
+        restore_files(&rpc, &keys, &catalog, files, &mut report).await?;
+        // The database came from the snapshot, whose catalog predates the
+        // snapshot itself: keep the newest catalog, which knows them all.
+        {
+            let store = crate::store::Store::open(&home.db_path())?;
+            super::store::set_catalog(&store, &catalog)?;
+        }
+        // The API token and anything else missing is made anew.
+        home.init(None)?;
+        Ok(report)
+    }
+    .await;
+    drop(rpc);
+    let _ = tokio::time::timeout(Duration::from_secs(2), driver).await;
+    if let Err(e) = &result {
+        warn!("restore failed: {e:#}");
+    }
+    result
+}
+
+impl super::Engine {
+    /// Restores (part of) a snapshot under `to`, from a running node.
+    pub async fn restore_to(&self, snapshot: Option<&str>, path: Option<&str>, to: &str) -> Result<RestoreReport> {
+        let to = PathBuf::from(to);
+        if !to.is_absolute() {
+            bail!("give an absolute target directory ({} is relative)", to.display());
+        }
+        let catalog = super::store::catalog(&self.store)?;
+        let snap = match snapshot {
+            Some(id) => catalog.snapshots.iter().find(|s| s.id == id),
+            None => catalog.latest(),
+        }
+        .ok_or_else(|| anyhow!("no such snapshot; see `hearth backup snapshots`"))?
+        .clone();
+        let files = select(&snap, path, &Target::Under(to));
+        if files.is_empty() {
+            bail!("nothing in snapshot {} matches {}", snap.id, path.unwrap_or("/"));
+        }
+        let keys = super::store::root(&self.store)?.keys();
+        let mut report = RestoreReport { snapshot: snap.id.clone(), ..Default::default() };
+        restore_files(&self.rpc, &keys, &catalog, files, &mut report).await?;
+        Ok(report)
+    }
+}

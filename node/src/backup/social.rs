@@ -1,0 +1,68 @@
+//! Social recovery: the root secret split T-of-M with Shamir's scheme
+//! (`blahaj`, the maintained fork of `sharks` without RUSTSEC-2024-0398),
+//! one share stored with each of M friends as the metadata object
+//! `recovery-share`. A friend prints it on request
+//! (`hearth backup hosting recovery-share OWNER`) and hands it over; any T
+//! of them give the root back (`hearth backup restore --share TEXT ...`).
+//!
+//! A share's bytes are `T || x || y[32]`; its text carries a checksum (see
+//! `hearth_protocol::backup::keys::share_text`). Fewer than T shares reveal
+//! nothing about the root.
+
+use anyhow::{anyhow, bail, Result};
+use hearth_protocol::backup::keys::{parse_share_text, share_text, RootSecret, KEY_LEN};
+
+/// Name of the metadata object holding a friend's share.
+pub const SHARE_OBJECT: &str = "recovery-share";
+
+/// Splits `root` into `m` share texts, any `t` of which recover it.
+pub fn split(root: &RootSecret, t: u8, m: u8) -> Result<Vec<String>> {
+    if t == 0 || t > m {
+        bail!("a split needs 1 <= T <= M (got {t}-of-{m})");
+    }
+    let sharks = blahaj::Sharks(t);
+    Ok(sharks
+        .dealer(&root.0)
+        .take(m as usize)
+        .map(|s| {
+            let mut bytes = vec![t];
+            bytes.extend(Vec::<u8>::from(&s));
+            share_text(&bytes)
+        })
+        .collect())
+}
+
+/// Recovers the root from share texts.
+pub fn combine(texts: &[String]) -> Result<RootSecret> {
+    let mut shares = Vec::new();
+    let mut threshold = 0u8;
+    for t in texts {
+        let bytes = parse_share_text(t).map_err(|e| anyhow!("recovery share {t:?}: {e}"))?;
+        let (&need, rest) = bytes.split_first().ok_or_else(|| anyhow!("empty recovery share"))?;
+        threshold = threshold.max(need);
+        shares.push(blahaj::Share::try_from(rest).map_err(|e| anyhow!("malformed recovery share: {e}"))?);
+    }
+    if shares.len() < threshold as usize {
+        bail!("{} recovery share(s) given, {threshold} needed", shares.len());
+    }
+    let secret = blahaj::Sharks(threshold.max(1))
+        .recover(shares.as_slice())
+        .map_err(|e| anyhow!("the recovery shares do not combine: {e}"))?;
+    let secret: [u8; KEY_LEN] = secret.try_into().map_err(|_| anyhow!("the recovery shares give no key"))?;
+    Ok(RootSecret(secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_t_shares_recover_the_root() {
+        let root = RootSecret([5; KEY_LEN]);
+        let shares = split(&root, 2, 3).expect("split");
+        assert_eq!(combine(&shares[1..]).expect("combine"), root);
+        assert_eq!(combine(&[shares[2].clone(), shares[0].clone()]).expect("combine"), root);
+        assert!(combine(&shares[..1]).is_err(), "one share is not enough");
+        assert!(split(&root, 3, 2).is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! Chunks: content-defined cuts (FastCDC), keyed ids, compressed and sealed
+//! bodies.
+//!
+//! A chunk id is `BLAKE3::keyed_hash(chunk_id_key, plaintext)`. Because the
+//! key is secret, the same file held by two owners gets unrelated ids, and a
+//! host cannot test whether an owner holds a known file (the leak of
+//! convergent encryption). A sealed chunk is
+//! `nonce (24) || XChaCha20-Poly1305(pack_key, nonce, zstd(plaintext), aad = id)`;
+//! binding the id as associated data means a chunk moved to another index
+//! entry fails to open.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde::{Deserialize, Serialize};
+
+use super::keys::Keys;
+
+/// Smallest chunk FastCDC cuts (except a file's last).
+pub const MIN_CHUNK: usize = 256 * 1024;
+/// Average chunk size.
+pub const AVG_CHUNK: usize = 1024 * 1024;
+/// Largest chunk.
+pub const MAX_CHUNK: usize = 4 * 1024 * 1024;
+/// zstd level: fast, most of the gain of higher levels on mixed data.
+pub const ZSTD_LEVEL: i32 = 3;
+/// Nonce length of XChaCha20-Poly1305.
+pub const NONCE_LEN: usize = 24;
+/// Bytes a sealed chunk adds to the compressed body (nonce and tag).
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + 16;
+
+/// A keyed chunk id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ChunkId(#[serde(with = "serde_bytes")] pub [u8; 32]);
+
+impl ChunkId {
+    /// Hex form, for logs.
+    pub fn hex(&self) -> String {
+        blake3::Hash::from(self.0).to_hex().to_string()
+    }
+}
+
+/// Why a sealed chunk did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    /// Shorter than a nonce and a tag.
+    #[error("sealed chunk of {0} bytes is truncated")]
+    Truncated(usize),
+    /// Authentication failed: corrupted, or sealed under another key.
+    #[error("chunk {0} failed authentication: corrupted, or not sealed with this recovery key")]
+    Auth(String),
+    /// zstd refused the body.
+    #[error("chunk {0} does not decompress: {1}")]
+    Decompress(String, String),
+    /// The plaintext does not hash to its id.
+    #[error("chunk {0} does not match its id")]
+    Mismatch(String),
+}
+
+/// The id of `plain`.
+pub fn chunk_id(keys: &Keys, plain: &[u8]) -> ChunkId {
+    ChunkId(*blake3::keyed_hash(&keys.chunk_id, plain).as_bytes())
+}
+
+/// Cuts `data` into content-defined chunks: `(offset, len)` pairs.
+pub fn cut(data: &[u8]) -> Vec<(usize, usize)> {
+    fastcdc::v2020::FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|c| (c.offset, c.length)).collect()
+}
+
+/// Compresses and seals `plain` (whose id is `id`) with a random `nonce`.
+pub fn seal(keys: &Keys, id: &ChunkId, plain: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
+    // zstd on an in-memory buffer only fails on allocation failure; keep
+    // the plaintext size bound anyway by falling back to level 1.
+    let body = zstd::bulk::compress(plain, ZSTD_LEVEL).unwrap_or_else(|_| plain.to_vec());
+    let mut out = Vec::with_capacity(NONCE_LEN + body.len() + 16);
+    out.extend_from_slice(&nonce);
+    let sealed = XChaCha20Poly1305::new(&keys.pack.into())
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: &body, aad: &id.0 })
+        .unwrap_or_default();
+    out.extend_from_slice(&sealed);
+    out
+}
+
+/// Opens a sealed chunk and checks that it is the chunk `id`.
+pub fn open(keys: &Keys, id: &ChunkId, sealed: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(ChunkError::Truncated(sealed.len()));
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let body = XChaCha20Poly1305::new(&keys.pack.into())
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: &id.0 })
+        .map_err(|_| ChunkError::Auth(id.hex()))?;
+    let plain = zstd::stream::decode_all(&body[..]).map_err(|e| ChunkError::Decompress(id.hex(), e.to_string()))?;
+    if chunk_id(keys, &plain) != *id {
+        return Err(ChunkError::Mismatch(id.hex()));
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::keys::RootSecret;
+
+    #[test]
+    fn chunks_seal_and_open_under_their_id_only() {
+        let keys = RootSecret([3; 32]).keys();
+        let plain = b"hello hello hello hello".repeat(100);
+        let id = chunk_id(&keys, &plain);
+        let sealed = seal(&keys, &id, &plain, [5; NONCE_LEN]);
+        assert!(sealed.len() < plain.len(), "compressed");
+        assert_eq!(open(&keys, &id, &sealed).expect("open"), plain);
+        let other = chunk_id(&keys, b"other");
+        assert!(matches!(open(&keys, &other, &sealed), Err(ChunkError::Auth(_))));
+        let mut bad = sealed.clone();
+        bad[30] ^= 1;
+        assert!(matches!(open(&keys, &id, &bad), Err(ChunkError::Auth(_))));
+        assert!(matches!(open(&keys, &id, &sealed[..10]), Err(ChunkError::Truncated(10))));
+        let other_keys = RootSecret([4; 32]).keys();
+        assert_ne!(chunk_id(&other_keys, &plain), id, "ids are keyed");
+    }
+
+    #[test]
+    fn cuts_cover_the_data() {
+        let data: Vec<u8> =
+            (0..12_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 ^ (i >> 7) as u8).collect();
+        let cuts = cut(&data);
+        assert!(cuts.len() > 1);
+        assert_eq!(cuts.iter().map(|c| c.1).sum::<usize>(), data.len());
+        assert!(cut(&[]).is_empty());
+    }
+}
