@@ -293,6 +293,14 @@ impl<'a> ShareFs<'a> {
         }
     }
 
+    /// Removes the staging files an interrupted write-out left (the walk
+    /// of a scan does it too): for a read-only member, whose scans record
+    /// nothing.
+    pub fn remove_leftovers(&self) {
+        let mut report = ScanReport::default();
+        self.walk(&mut report);
+    }
+
     fn walk(&self, report: &mut ScanReport) -> (BTreeMap<String, Found>, Option<ignore::gitignore::Gitignore>) {
         let rules = self.ignore_rules(report);
         let mut found = BTreeMap::new();

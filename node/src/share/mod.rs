@@ -391,7 +391,11 @@ impl Shares {
             return Err(ApiError::conflict(format!("share {:?} is {}", record.name, record.state)));
         }
         if record.role == "read-only" {
-            // Local edits of a read-only member stay local: nothing to record.
+            // Local edits of a read-only member stay local: nothing to
+            // record; only what an interrupted write-out left is removed.
+            if let (Some(path), Some(index)) = (record.path.clone(), self.indexes.get_mut(id)) {
+                ShareFs::new(Path::new(&path), &self.blobs, index).remove_leftovers();
+            }
             return Ok((ScanReport::default(), Vec::new()));
         }
         let root = PathBuf::from(record.path.clone().ok_or_else(|| ApiError::internal("active share without a path"))?);

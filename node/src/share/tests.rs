@@ -124,3 +124,25 @@ fn old_versions_and_deleted_files_stay_restorable_for_the_period_then_their_cont
     assert_eq!(shares.expire(late + 1000 * DAY).contents, 0);
     assert!(shares.blobs.has(&hash(&new.content)), "the replaced second draft stays");
 }
+
+#[test]
+fn a_read_only_member_records_nothing_but_removes_staging_leftovers() {
+    let home = TempDir::new().expect("home");
+    let dir = TempDir::new().expect("dir");
+    let key = Keypair::generate_ed25519();
+    let offline = |_: &libp2p::PeerId| false;
+    let mut shares = open(&home, &key);
+    write_old(&dir.path().join("notes.txt"), b"notes", 100);
+    let view = shares.create(dir.path(), Some("docs"), 1_000).expect("create");
+    let id = shares.resolve(&view.id).expect("id");
+    shares.scan(&id, 1_000, &offline).expect("scan");
+    shares.records.get_mut(&id).expect("record").role = "read-only".into();
+    // What a write-out killed between staging and rename leaves behind.
+    let leftover = dir.path().join(".hearth-notes.txt.1234.tmp");
+    std::fs::write(&leftover, b"half a file").expect("write");
+    write_old(&dir.path().join("mine.txt"), b"a local file", 100);
+    let (report, out) = shares.scan(&id, 2_000, &offline).expect("scan");
+    assert!(!report.changed() && out.is_empty(), "a read-only member's edits stay local");
+    assert!(!leftover.exists(), "the staging leftover is removed");
+    assert!(dir.path().join("mine.txt").exists(), "local files are left alone");
+}
