@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use hearth_node::backup::restore::{restore_fresh, Secret};
+use hearth_node::backup::restore::{restore_fresh, restore_fresh_with_progress, Secret};
 use hearth_node::backup::BackupOp;
 use hearth_node::bank::ImportQuery;
 use hearth_node::home::Home;
@@ -176,8 +176,17 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
         .expect_err("typo");
     assert!(err.to_string().contains("typo"), "{err:#}");
 
-    let report = restore_fresh(&fresh, Secret::Key(key.clone()), &from, None).await?;
+    // What the progress bar is fed: from 0 to every byte, never backwards.
+    let seen = std::sync::Mutex::new(Vec::new());
+    let report = restore_fresh_with_progress(&fresh, Secret::Key(key.clone()), &from, None, &|done, total| {
+        seen.lock().expect("lock").push((done, total));
+    })
+    .await?;
     assert_eq!(report.files, 4 + 3, "files and node state: {report:?}");
+    let seen = seen.into_inner().expect("lock");
+    assert_eq!(seen.first(), Some(&(0, report.bytes)), "{seen:?}");
+    assert_eq!(seen.last(), Some(&(report.bytes, report.bytes)), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
     for (rel, bytes) in &files {
         assert!(&std::fs::read(data.join(rel))? == bytes, "{} restored byte for byte", rel.display());
     }

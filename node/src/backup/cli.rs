@@ -293,7 +293,11 @@ pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
             println!("backed-up paths: {}", v["paths"]);
         }
         BackupCommand::Run { json } => {
-            let v = if json { client.backup(&BackupOp::Run).await? } else { run_with_progress(&client).await? };
+            let v = if json {
+                client.backup(&BackupOp::Run).await?
+            } else {
+                run_with_progress(&client, BackupOp::Run).await?
+            };
             if json {
                 return print_json(&v);
             }
@@ -420,7 +424,8 @@ pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
             let Some(to) = to else {
                 bail!("say where to restore with --to DIR (files are never restored over the running node's)")
             };
-            let v = client.backup(&BackupOp::Restore { snapshot, path, to: absolute(to)? }).await?;
+            let op = BackupOp::Restore { snapshot, path, to: absolute(to)? };
+            let v = if json { client.backup(&op).await? } else { run_with_progress(&client, op).await? };
             if json {
                 return print_json(&v);
             }
@@ -436,13 +441,25 @@ pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
     Ok(())
 }
 
-async fn run_with_progress(client: &Client) -> Result<serde_json::Value> {
+/// The progress bar of a restore: bytes written of the bytes to restore.
+fn restore_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} restoring [{bar:30}] {bytes}/{total_bytes} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Runs `op` (a backup run or a restore) on the node, showing its progress
+/// (polled from the node) until it ends.
+async fn run_with_progress(client: &Client, op: BackupOp) -> Result<serde_json::Value> {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let run = client.backup(&BackupOp::Run);
+    let run = client.backup(&op);
     tokio::pin!(run);
     loop {
         tokio::select! {
@@ -454,7 +471,11 @@ async fn run_with_progress(client: &Client) -> Result<serde_json::Value> {
                 if let Ok(p) = client.backup(&BackupOp::Progress).await {
                     bar.set_length(u(&p, "bytes_total"));
                     bar.set_position(u(&p, "bytes_done"));
-                    bar.set_message(format!("{} {}/{} files", s(&p, "phase"), u(&p, "files_done"), u(&p, "files_total")));
+                    let files = match u(&p, "files_total") {
+                        0 => String::new(),
+                        total => format!(" {}/{total} files", u(&p, "files_done")),
+                    };
+                    bar.set_message(format!("{}{files}", s(&p, "phase")));
                 }
             }
         }
@@ -468,7 +489,18 @@ async fn restore_fresh(
     to: Option<PathBuf>,
     json: bool,
 ) -> Result<()> {
-    let report = super::restore::restore_fresh(home, secret, from, to).await?;
+    let bar = (!json).then(restore_bar);
+    let report = super::restore::restore_fresh_with_progress(home, secret, from, to, &|done, total| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    })
+    .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     if json {
         return print_json(&serde_json::to_value(&report)?);
     }

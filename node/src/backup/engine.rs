@@ -250,7 +250,7 @@ impl Engine {
         Self { store, home, rpc, config, busy: Default::default(), progress: Default::default() }
     }
 
-    fn set_phase(&self, phase: &str) {
+    pub(super) fn set_phase(&self, phase: &str) {
         if let Ok(mut p) = self.progress.lock() {
             *p = Progress { phase: phase.into(), ..Default::default() };
         }

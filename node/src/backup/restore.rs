@@ -142,15 +142,18 @@ fn temp_of(dest: &Path) -> PathBuf {
 
 /// Writes `files` (with their destinations) from the packs, one pack in
 /// memory at a time: every chunk's offsets are known from the catalog.
+/// `progress(bytes_done, bytes_total)` is called as packs arrive.
 pub async fn restore_files(
     rpc: &Rpc,
     keys: &Keys,
     catalog: &Catalog,
     files: Vec<(FileEntry, PathBuf)>,
     report: &mut RestoreReport,
+    progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<()> {
     // chunk -> where it goes: (file index, offset)
     let mut wanted: BTreeMap<ChunkId, Vec<(usize, u64)>> = BTreeMap::new();
+    let mut chunk_len: BTreeMap<ChunkId, u64> = BTreeMap::new();
     let mut by_pack: BTreeMap<PackId, BTreeSet<ChunkId>> = BTreeMap::new();
     for (i, (f, _)) in files.iter().enumerate() {
         if f.sizes.len() != f.chunks.len() {
@@ -161,6 +164,7 @@ pub async fn restore_files(
             let loc =
                 catalog.index.get(c).ok_or_else(|| anyhow!("chunk {} of {} is not in the index", c.hex(), f.path))?;
             wanted.entry(*c).or_default().push((i, off));
+            chunk_len.insert(*c, *len as u64);
             by_pack.entry(loc.pack).or_default().insert(*c);
             off += *len as u64;
         }
@@ -176,6 +180,9 @@ pub async fn restore_files(
         let file = std::fs::File::create(&temps[i]).with_context(|| format!("cannot write {}", temps[i].display()))?;
         file.set_len(f.size)?;
     }
+    let bytes_total: u64 = files.iter().map(|(f, _)| f.size).sum();
+    let mut bytes_done = 0u64;
+    progress(0, bytes_total);
     let wanted = std::sync::Arc::new(wanted);
     let temps_shared = std::sync::Arc::new(temps.clone());
     let result = async {
@@ -200,6 +207,11 @@ pub async fn restore_files(
             report.problems.extend(problems);
             let bytes = bytes?;
             report.packs += 1;
+            bytes_done += chunks
+                .iter()
+                .map(|c| chunk_len.get(c).copied().unwrap_or(0) * wanted.get(c).map_or(0, |w| w.len() as u64))
+                .sum::<u64>();
+            progress(bytes_done.min(bytes_total), bytes_total);
             let keys = keys.clone();
             let index: Vec<(ChunkId, u64, u32)> =
                 chunks.iter().filter_map(|c| catalog.index.get(c).map(|l| (*c, l.offset, l.len))).collect();
@@ -425,6 +437,18 @@ async fn unwrap_with_passphrase(
 /// `from` (`ADDR/p2p/PEER`), with only the recovery key (or passphrase).
 /// Files go back to their original paths, or under `to`.
 pub async fn restore_fresh(home: &Home, secret: Secret, from: &[String], to: Option<PathBuf>) -> Result<RestoreReport> {
+    restore_fresh_with_progress(home, secret, from, to, &|_, _| {}).await
+}
+
+/// [`restore_fresh`], calling `progress(bytes_done, bytes_total)` as packs
+/// arrive.
+pub async fn restore_fresh_with_progress(
+    home: &Home,
+    secret: Secret,
+    from: &[String],
+    to: Option<PathBuf>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<RestoreReport> {
     if let Secret::Key(key) = &secret {
         RootSecret::from_recovery_key(key)?;
     }
@@ -464,7 +488,7 @@ pub async fn restore_fresh(home: &Home, secret: Secret, from: &[String], to: Opt
         }
         std::fs::create_dir_all(home.root())?;
         let mut report = RestoreReport { snapshot: snapshot.id.clone(), ..Default::default() };
-        restore_files(&rpc, &keys, &catalog, files, &mut report).await?;
+        restore_files(&rpc, &keys, &catalog, files, &mut report, progress).await?;
         // The database came from the snapshot, whose catalog predates the
         // snapshot itself: keep the newest catalog, which knows them all.
         {
@@ -504,7 +528,16 @@ impl super::Engine {
         }
         let keys = super::store::root(&self.store)?.keys();
         let mut report = RestoreReport { snapshot: snap.id.clone(), ..Default::default() };
-        restore_files(&self.rpc, &keys, &catalog, files, &mut report).await?;
-        Ok(report)
+        self.set_phase("restoring");
+        let progress = self.progress.clone();
+        let result = restore_files(&self.rpc, &keys, &catalog, files, &mut report, &move |done, total| {
+            if let Ok(mut p) = progress.lock() {
+                p.bytes_done = done;
+                p.bytes_total = total;
+            }
+        })
+        .await;
+        self.set_phase("idle");
+        result.map(|()| report)
     }
 }
