@@ -19,6 +19,7 @@
 //! Pure: ids and times come from the caller.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use automerge::ScalarValue;
 use serde::{Deserialize, Serialize};
@@ -77,8 +78,9 @@ pub struct Item {
     pub entry: EntryId,
     /// Display path components below the share root.
     pub path: Vec<String>,
-    /// The version to show there.
-    pub version: Version,
+    /// The version to show there (shared with the folder: listing every
+    /// item of a large share copies no version).
+    pub version: Arc<Version>,
     /// `None` for the winning version; `Some(i)` for the i-th losing one.
     pub conflict: Option<usize>,
 }
@@ -87,7 +89,7 @@ pub struct Item {
 #[derive(Debug, Clone)]
 pub struct Folder {
     tree: Tree,
-    versions: BTreeMap<EntryId, Vec<Version>>,
+    versions: BTreeMap<EntryId, Vec<Arc<Version>>>,
     skipped_values: usize,
 }
 
@@ -107,11 +109,11 @@ pub(crate) fn from_cbor<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T>
 }
 
 /// An entry's versions in `doc`, winner first.
-fn read_versions(doc: &ShareDoc, entry: EntryId) -> Vec<Version> {
+fn read_versions(doc: &ShareDoc, entry: EntryId) -> Vec<Arc<Version>> {
     doc.entry_field(entry.as_bytes(), "version")
         .into_iter()
         .filter_map(|v| match v {
-            ScalarValue::Bytes(b) => from_cbor(&b),
+            ScalarValue::Bytes(b) => from_cbor(&b).map(Arc::new),
             _ => None,
         })
         .collect()
@@ -187,7 +189,7 @@ impl Folder {
     }
 
     /// An entry's versions, winner first (several when edited concurrently).
-    pub fn versions(&self, entry: EntryId) -> &[Version] {
+    pub fn versions(&self, entry: EntryId) -> &[Arc<Version>] {
         self.versions.get(&entry).map(Vec::as_slice).unwrap_or(&[])
     }
 
@@ -225,7 +227,7 @@ impl Folder {
     /// winner (`None`), then, for a file, each losing file version `Some(i)`
     /// (a conflict copy). Empty for an entry in the trash or without a
     /// version. The rule of [`Folder::items`], for counting.
-    pub fn shown_versions(&self, entry: EntryId) -> Vec<(Option<usize>, &Version)> {
+    pub fn shown_versions(&self, entry: EntryId) -> Vec<(Option<usize>, &Arc<Version>)> {
         let versions = self.versions(entry);
         let Some((winner, losers)) = versions.split_first() else { return Vec::new() };
         if self.tree.is_in_trash(entry) {
@@ -242,7 +244,7 @@ impl Folder {
         let shown = self.shown_versions(entry);
         let Some(((_, winner), losers)) = shown.split_first() else { return };
         let Some(path) = self.tree.display_path(entry) else { return };
-        out.push(Item { entry, path: path.clone(), version: (*winner).clone(), conflict: None });
+        out.push(Item { entry, path: path.clone(), version: Arc::clone(winner), conflict: None });
         if losers.is_empty() {
             return;
         }
@@ -266,7 +268,7 @@ impl Folder {
             taken.insert(copy_name.to_lowercase());
             let mut copy = dir.to_vec();
             copy.push(copy_name);
-            out.push(Item { entry, path: copy, version: loser.clone(), conflict: Some(i) });
+            out.push(Item { entry, path: copy, version: Arc::clone(loser), conflict: Some(i) });
         }
     }
 }
@@ -305,7 +307,7 @@ impl Folder {
                 entry,
                 original_path,
                 original_place: (before.parent, before.name.clone()),
-                version: self.versions(entry).first().cloned(),
+                version: self.versions(entry).first().map(|v| Version::clone(v)),
             });
         }
         out.sort_by(|a, b| a.original_path.cmp(&b.original_path));

@@ -503,7 +503,7 @@ fn folder_outputs(doc: &ShareDoc) -> (Vec<MoveVector>, Vec<VersionVector>, Vec<I
             entry: hex(i.entry.as_bytes()),
             kind: kind_name(i.version.kind).into(),
             conflict: i.conflict,
-            author_name: i.version.author_name,
+            author_name: i.version.author_name.clone(),
         })
         .collect();
     (moves, versions, items)

@@ -1035,7 +1035,7 @@ impl Shares {
             .iter()
             .enumerate()
             .filter_map(|(i, v)| {
-                let is_current = current.as_ref() == Some(v);
+                let is_current = current.as_deref() == Some(v);
                 // An old version is dated by the one that replaced it.
                 let replaced = if is_current { None } else { history.get(i + 1).map(|next| next.at) };
                 if replaced.is_some_and(|at| !retention::is_kept(at, now as i64, keep)) {
@@ -1118,7 +1118,7 @@ impl Shares {
                 ApiError::bad_request(format!("{path} has no version {v}; see `hearth share versions`"))
             })?;
             let replaced =
-                history.get(v + 1).map(|next| next.at).filter(|_| folder.versions(entry).first() != Some(old));
+                history.get(v + 1).map(|next| next.at).filter(|_| folder.versions(entry).first().map(|w| &**w) != Some(old));
             if replaced.is_some_and(|at| !retention::is_kept(at, now as i64, self.keep_secs)) {
                 return Err(ApiError::not_found(format!(
                     "version {v} of {path} was replaced longer ago than this node keeps old versions ({})",

@@ -20,7 +20,7 @@ fn open(home: &TempDir, key: &Keypair) -> Shares {
 
 fn paths(shares: &mut Shares, id: &[u8]) -> Vec<(String, Vec<u8>)> {
     let folder = shares.folder(id).expect("folder");
-    folder.items().into_iter().map(|i| (i.path.join("/"), i.version.content)).collect()
+    folder.items().into_iter().map(|i| (i.path.join("/"), i.version.content.clone())).collect()
 }
 
 #[test]

@@ -68,7 +68,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T>
 }
 
 /// Memory redb may use for its page cache and write buffer.
-const CACHE_BYTES: usize = 64 * 1024 * 1024;
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
