@@ -470,7 +470,12 @@ impl<'a> ShareFs<'a> {
                     folder
                         .items()
                         .into_iter()
-                        .map(|i| (i.path.join("/"), (i.entry, i.version.kind, i.version.content.clone(), i.conflict.is_some())))
+                        .map(|i| {
+                            (
+                                i.path.join("/"),
+                                (i.entry, i.version.kind, i.version.content.clone(), i.conflict.is_some()),
+                            )
+                        })
                         .collect()
                 });
                 if let Some((entry, kind, known_content, conflict)) = by_path.get(path.as_str()) {

@@ -1117,8 +1117,10 @@ impl Shares {
             let old = history.get(v).ok_or_else(|| {
                 ApiError::bad_request(format!("{path} has no version {v}; see `hearth share versions`"))
             })?;
-            let replaced =
-                history.get(v + 1).map(|next| next.at).filter(|_| folder.versions(entry).first().map(|w| &**w) != Some(old));
+            let replaced = history
+                .get(v + 1)
+                .map(|next| next.at)
+                .filter(|_| folder.versions(entry).first().map(|w| &**w) != Some(old));
             if replaced.is_some_and(|at| !retention::is_kept(at, now as i64, self.keep_secs)) {
                 return Err(ApiError::not_found(format!(
                     "version {v} of {path} was replaced longer ago than this node keeps old versions ({})",
