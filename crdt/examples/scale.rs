@@ -70,6 +70,15 @@ fn main() {
         drop(doc.take_touched());
         let folder = Folder::from_doc(&doc);
         println!("folder {} entries: rss {} MB", folder.tree().len(), rss_mb());
+        let t = Instant::now();
+        let split = hearth_crdt::retention::expiry(&mut doc, &folder, 1 << 40, 30 * 86_400);
+        println!(
+            "retention pass: {:.2} s, {} kept, {} expired: rss {} MB",
+            t.elapsed().as_secs_f64(),
+            split.kept.len(),
+            split.expired.len(),
+            rss_mb()
+        );
         let saved = doc.save();
         println!("saved {} bytes: rss {} MB", saved.len(), rss_mb());
         return;

@@ -615,21 +615,37 @@ impl ShareDoc {
     /// the history: entry id -> every value written to its `field`, oldest
     /// first.
     pub fn field_histories(&mut self, field: &str) -> BTreeMap<Vec<u8>, Vec<ScalarValue>> {
-        let Some(entries) = self.root_obj("entries") else {
-            return BTreeMap::new();
-        };
-        // Each entry's map(s), by object id.
-        let mut objects: std::collections::HashMap<(u64, Vec<u8>), Vec<u8>> = std::collections::HashMap::new();
+        let mut out: BTreeMap<Vec<u8>, Vec<ScalarValue>> = BTreeMap::new();
+        self.for_each_field_value(field, |entry, value| out.entry(entry.to_vec()).or_default().push(value));
+        out
+    }
+
+    /// Calls `f(entry id, value)` for every value ever written to an
+    /// entry's `field`, oldest first, in one pass over the history, holding
+    /// no more than a small map of the entries' objects (a retention pass
+    /// over 100,000 files must not hold them all twice).
+    pub fn for_each_field_value(&mut self, field: &str, mut f: impl FnMut(&[u8], ScalarValue)) {
+        let Some(entries) = self.root_obj("entries") else { return };
+        // Each entry's map(s), by object id (counter, actor number).
+        let mut actors: Vec<Vec<u8>> = Vec::new();
+        let mut objects: std::collections::HashMap<(u64, usize), [u8; 16]> = std::collections::HashMap::new();
         let keys: Vec<String> = self.doc.keys(&entries).collect();
         for key in keys {
-            let Some(entry) = unhex(&key) else { continue };
+            let Some(entry) = unhex(&key).and_then(|e| <[u8; 16]>::try_from(e).ok()) else { continue };
             for (value, id) in self.doc.get_all(&entries, key.as_str()).unwrap_or_default() {
                 if let (Value::Object(ObjType::Map), ExId::Id(counter, actor, _)) = (value, id) {
-                    objects.insert((counter, actor.to_bytes().to_vec()), entry.clone());
+                    let bytes = actor.to_bytes();
+                    let n = match actors.iter().position(|a| a.as_slice() == bytes) {
+                        Some(n) => n,
+                        None => {
+                            actors.push(bytes.to_vec());
+                            actors.len() - 1
+                        }
+                    };
+                    objects.insert((counter, n), entry);
                 }
             }
         }
-        let mut out: BTreeMap<Vec<u8>, Vec<ScalarValue>> = BTreeMap::new();
         for change in self.doc.get_changes(&[]) {
             for op in change.decode().operations {
                 let automerge::legacy::ObjectId::Id(automerge::legacy::OpId(counter, actor)) = &op.obj else {
@@ -637,12 +653,12 @@ impl ShareDoc {
                 };
                 let on_field = matches!(&op.key, automerge::legacy::Key::Map(k) if k.as_str() == field);
                 let (true, automerge::legacy::OpType::Put(value)) = (on_field, op.action) else { continue };
-                if let Some(entry) = objects.get(&(*counter, actor.to_bytes().to_vec())) {
-                    out.entry(entry.clone()).or_default().push(value);
+                let Some(n) = actors.iter().position(|a| a.as_slice() == actor.to_bytes()) else { continue };
+                if let Some(entry) = objects.get(&(*counter, n)) {
+                    f(entry, value);
                 }
             }
         }
-        out
     }
 
     /// Commits pending local edits as one signed change. The local member must

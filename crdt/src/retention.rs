@@ -50,21 +50,27 @@ fn trash_item_of(folder: &Folder, entry: EntryId) -> Option<EntryId> {
     }
 }
 
-/// Every version an entry has had, oldest first, for all entries at once.
-fn histories(doc: &mut ShareDoc) -> BTreeMap<Vec<u8>, Vec<Version>> {
-    doc.field_histories("version")
-        .into_iter()
-        .map(|(entry, values)| {
-            let versions = values
-                .into_iter()
-                .filter_map(|v| match v {
-                    ScalarValue::Bytes(b) => from_cbor(&b),
-                    _ => None,
-                })
-                .collect();
-            (entry, versions)
-        })
-        .collect()
+/// What retention needs of one version: its content (none for a folder or
+/// an undecodable value) and when it was written.
+type Past = (Option<Vec<u8>>, i64);
+
+/// Every version an entry has had, oldest first, for all entries at once,
+/// reduced to [`Past`].
+fn histories(doc: &mut ShareDoc) -> BTreeMap<EntryId, Vec<Past>> {
+    let mut out: BTreeMap<EntryId, Vec<Past>> = BTreeMap::new();
+    doc.for_each_field_value("version", |entry, value| {
+        let Ok(bytes) = <[u8; 16]>::try_from(entry) else { return };
+        let past = match value {
+            ScalarValue::Bytes(b) => {
+                from_cbor::<Version>(&b).map(|v| ((!v.content.is_empty()).then_some(v.content), v.at))
+            }
+            _ => None,
+        };
+        if let Some(past) = past {
+            out.entry(EntryId::from_bytes(bytes)).or_default().push(past);
+        }
+    });
+    out
 }
 
 /// The contents (manifest ids) of a share's files, split by the retention
@@ -87,15 +93,13 @@ pub fn expiry(doc: &mut ShareDoc, folder: &Folder, now: i64, keep_secs: i64) -> 
     let mut out = Expiry::default();
     let mut candidates = BTreeSet::new();
     for (entry, history) in histories(doc) {
-        let Ok(bytes) = <[u8; 16]>::try_from(entry.as_slice()) else { continue };
-        let entry = EntryId::from_bytes(bytes);
-        let contents = history.iter().filter(|v| !v.content.is_empty());
+        let contents = history.iter().filter_map(|(content, _)| content.clone());
         if let Some(item) = trash_item_of(folder, entry) {
             // Deleted: everything it had goes with the trash item. Without a
             // date (its change is unknown), it is kept.
             let kept = deleted.get(&item).is_none_or(|at| is_kept(*at, now, Some(keep_secs)));
             let set = if kept { &mut out.kept } else { &mut candidates };
-            set.extend(contents.map(|v| v.content.clone()));
+            set.extend(contents);
             continue;
         }
         for (_, shown) in folder.shown_versions(entry) {
@@ -103,18 +107,16 @@ pub fn expiry(doc: &mut ShareDoc, folder: &Folder, now: i64, keep_secs: i64) -> 
         }
         // Each older version was replaced by the next one.
         for pair in history.windows(2) {
-            let (old, next) = (&pair[0], &pair[1]);
-            if old.content.is_empty() {
-                continue;
-            }
-            if is_kept(next.at, now, Some(keep_secs)) {
-                out.kept.insert(old.content.clone());
+            let ((old, _), (_, next_at)) = (&pair[0], &pair[1]);
+            let Some(old) = old else { continue };
+            if is_kept(*next_at, now, Some(keep_secs)) {
+                out.kept.insert(old.clone());
             } else {
-                candidates.insert(old.content.clone());
+                candidates.insert(old.clone());
             }
         }
-        if let Some(last) = history.last().filter(|v| !v.content.is_empty()) {
-            out.kept.insert(last.content.clone());
+        if let Some((Some(last), _)) = history.last() {
+            out.kept.insert(last.clone());
         }
     }
     out.kept.remove(&Vec::new());
