@@ -113,6 +113,8 @@ fn the_demo_runs_the_use_cases_end_to_end() {
         "alice's copy now reads",
         "large debit of 1950.00 EUR (VIREMENT M. INCONNU)",
         "the balance fell below the threshold",
+        "restorable now: yes (2 of 2 friends reachable, 1 needed)",
+        "files restored from the friends' shards",
         "Demo finished",
     ] {
         assert!(text.contains(step), "missing {step:?} in:\n{text}");
