@@ -443,6 +443,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("uptime:    {}", humantime::format_duration(std::time::Duration::from_secs(status.uptime_secs)));
             println!("api:       http://{}", status.api_addr);
             println!("listening: {}", status.listen_addrs.join("\n           "));
+            if let Some(port) = status.direct_port {
+                let links = if status.direct_links.is_empty() {
+                    "none yet".to_string()
+                } else {
+                    status.direct_links.join(", ")
+                };
+                println!("direct:    udp port {port} for file contents; connected to: {links}");
+            }
             let names: Vec<&str> = status.connected_contacts.iter().map(|c| c.name.as_str()).collect();
             println!(
                 "contacts:  {} of {} online{}{}",

@@ -59,6 +59,12 @@ pub struct Config {
     /// re-created on another friend.
     #[serde(default = "default_grace")]
     pub backup_grace_secs: u64,
+    /// File contents move over a direct QUIC connection to each member
+    /// (`/hearth/blob/2`, a UDP port of its own on the IP of the first
+    /// listen address) when the member can be reached there, over the swarm
+    /// otherwise. `false`: always over the swarm.
+    #[serde(default = "yes")]
+    pub direct_connections: bool,
 }
 
 fn default_keep_versions_days() -> u64 {
@@ -114,6 +120,7 @@ impl Config {
             backup_every_secs: None,
             backup_audit_secs: default_audit(),
             backup_grace_secs: default_grace(),
+            direct_connections: true,
         }
     }
 

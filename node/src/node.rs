@@ -65,15 +65,17 @@ pub async fn start(home: &Home) -> Result<RunningNode> {
     });
     let (stop_net, net_stopped) = oneshot::channel();
     let blobs = Arc::new(crate::blobs::BlobStore::open(home.path("blobs"))?);
-    let mut shares = crate::share::Shares::load(store.clone(), home.identity()?, blobs, config.name.clone())?;
+    let mut shares = crate::share::Shares::load(store.clone(), home.identity()?, blobs.clone(), config.name.clone())?;
     shares.set_retention(config.keep_versions_secs());
     let bank_views = crate::bank::views::Views::load(store.clone(), home.identity()?)?;
     let (rpc, rpc_rx) = crate::backup::rpc::Rpc::channel();
     let engine = Arc::new(crate::backup::Engine::new(store.clone(), home.clone(), rpc, config.clone()));
     let host = crate::backup::host::Host { store: store.clone(), dir: home.path("blobs").join("hosted") };
     let backup = net::Backup::new(engine, host, rpc_rx);
+    let direct = if config.direct_connections { bind_direct(home, &config, &store, &blobs) } else { None };
     let event_loop =
-        EventLoop::new(swarm, store, config, api_addr.to_string(), commands_rx, shares, bank_views, backup);
+        EventLoop::new(swarm, store, config, api_addr.to_string(), commands_rx, shares, bank_views, backup)
+            .with_direct(direct);
     let net_task = tokio::spawn(event_loop.run(net_stopped));
 
     home.write_api_info(&ApiInfo { addr: api_addr, pid: std::process::id(), peer_id: peer_id.to_string() })?;
@@ -82,6 +84,48 @@ pub async fn start(home: &Home) -> Result<RunningNode> {
 }
 
 const STICKY_PORT_ATTEMPTS: u32 = 30;
+
+/// Opens the direct-connection endpoint (`net::direct`) on the IP of the
+/// first listen address, on the port of the last run if it is free. A node
+/// without one still works: contents then move over the swarm.
+fn bind_direct(
+    home: &Home,
+    config: &crate::config::Config,
+    store: &Store,
+    blobs: &Arc<crate::blobs::BlobStore>,
+) -> Option<(net::direct::Direct, net::direct::Readers)> {
+    let ip = config.listen.iter().filter_map(|a| a.parse::<Multiaddr>().ok()).find_map(|a| {
+        a.iter().find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+            libp2p::multiaddr::Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        })
+    })?;
+    let last: Option<u16> = store.meta("direct_port").ok().flatten();
+    let readers = net::direct::Readers::default();
+    let key = home.identity().ok()?;
+    let bound = last
+        .and_then(|port| {
+            net::direct::Direct::bind(&key, SocketAddr::new(ip, port), blobs.clone(), readers.clone()).ok()
+        })
+        .map(Ok)
+        .unwrap_or_else(|| net::direct::Direct::bind(&key, SocketAddr::new(ip, 0), blobs.clone(), readers.clone()));
+    match bound {
+        Ok(direct) => {
+            if let Some(port) = direct.port() {
+                info!("direct connections for file contents on {ip} udp port {port}");
+                if let Err(e) = store.set_meta("direct_port", &port) {
+                    warn!("cannot remember the direct-connection port: {e:#}");
+                }
+            }
+            Some((direct, readers))
+        }
+        Err(e) => {
+            warn!("no direct connections ({e:#}); file contents will move over the swarm");
+            None
+        }
+    }
+}
 
 /// Listens on `addr`; a port 0 first tries the port used last time, so that
 /// contacts find the node again at its last known address after a restart.

@@ -21,6 +21,13 @@ pub struct StatusView {
     pub contacts_total: usize,
     /// Where the API listens.
     pub api_addr: String,
+    /// UDP port of the direct-connection endpoint for file contents
+    /// (`/hearth/blob/2`), if it is open.
+    #[serde(default)]
+    pub direct_port: Option<u16>,
+    /// Contacts with a direct connection up right now (names).
+    #[serde(default)]
+    pub direct_links: Vec<String>,
 }
 
 /// A contact in a status line.

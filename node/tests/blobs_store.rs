@@ -303,6 +303,9 @@ fn a_download_assembled_in_place_is_staged_by_a_rename_and_repaired_from_the_chu
         let third: u64 = manifest.chunks()[..3].iter().map(|c| u64::from(c.len)).sum();
         file.write_all_at(b"garbage", third + 5).expect("damage");
     }
+    // After the crash: a new process, which trusts none of the partial file
+    // (the one that wrote it trusts what it wrote).
+    let bob = BlobStore::open(f.root.join("bob")).expect("bob's store after a restart");
     let out = f.root.join("out");
     fs::create_dir_all(&out).expect("mkdir");
     let dest = out.join("copy.bin");
@@ -334,6 +337,7 @@ fn a_partial_file_with_a_chunk_missing_everywhere_is_kept_and_the_refusal_is_com
         let file = fs::OpenOptions::new().write(true).open(bob.partial_path(&manifest.id())).expect("open");
         file.write_all_at(&vec![0; lost.len as usize], offset).expect("punch");
     }
+    let bob = BlobStore::open(f.root.join("bob")).expect("bob's store after a restart");
     let out = f.root.join("out");
     fs::create_dir_all(&out).expect("mkdir");
     let err = bob.materialise(&manifest, &out.join("copy.bin")).expect_err("a chunk is missing");

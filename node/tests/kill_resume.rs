@@ -100,18 +100,29 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Bytes of the blobs in a node's store: the files in its fan-out
-/// directories `HOME/blobs/xx/` (two hex digits), not what else lives there
+/// directories `HOME/blobs/xx/` (two hex digits) and the packs
+/// `HOME/blobs/packs/*.pack` (large contents), not what else lives there
 /// (blobs being written, partial files of downloads).
 fn stored_bytes(home: &Path) -> u64 {
     let fan_out = |name: &str| name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit());
     let Ok(dirs) = std::fs::read_dir(home.join("blobs")) else { return 0 };
-    dirs.flatten()
+    let files: u64 = dirs
+        .flatten()
         .filter(|d| fan_out(&d.file_name().to_string_lossy()) && d.path().is_dir())
         .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
         .filter_map(|f| f.metadata().ok())
         .filter(|m| m.is_file())
         .map(|m| m.len())
-        .sum()
+        .sum();
+    let packs: u64 = std::fs::read_dir(home.join("blobs/packs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    files + packs
 }
 
 /// Temporary files the node left in a share directory (`.hearth-*`).

@@ -29,6 +29,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::PeerBytes;
 
+pub mod batch;
+
 /// Protocol name negotiated by multistream-select.
 pub const PROTOCOL: &str = "/hearth/blob/1";
 /// Longest range one [`Get`] may ask for (and so the most bytes in one
@@ -714,10 +716,12 @@ impl Fetcher {
 
     /// The peer's connection failed (or a request to it failed below this
     /// protocol): its outstanding requests go back to the queue and it backs
-    /// off before being asked again. It stays a candidate.
+    /// off before being asked again. It stays a candidate. A burst of
+    /// failures (every request of a dropped connection reports one) counts
+    /// once: a call while nothing is outstanding at the peer is a no-op.
     pub fn on_failure(&mut self, now: u64, peer: &[u8]) {
         self.advance(now);
-        if self.peers.contains_key(peer) {
+        if self.peers.get(peer).is_some_and(|p| !p.in_flight.is_empty()) {
             self.release(peer, false);
             self.back_off(peer);
         }

@@ -26,6 +26,12 @@ pub struct Hello {
     pub addrs: Vec<serde_bytes::ByteBuf>,
     /// Software and version, e.g. `hearth/0.1.0`.
     pub agent: String,
+    /// UDP port of the sender's direct-connection endpoint
+    /// (`/hearth/blob/2`, spec/blob.md), if it has one; reached at the IP
+    /// address of the connection this greeting came over. Absent in
+    /// greetings of nodes without one (and omitted from the encoding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_port: Option<u16>,
 }
 
 /// The listener's answer.

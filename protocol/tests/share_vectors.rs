@@ -28,7 +28,7 @@
 
 use std::path::PathBuf;
 
-use hearth_protocol::blob::{self, answer, ChunkHash, ChunkRef, Get, Manifest, ManifestError, Response};
+use hearth_protocol::blob::{self, answer, batch, ChunkHash, ChunkRef, Get, Manifest, ManifestError, Response};
 use hearth_protocol::contact::NOT_A_CONTACT;
 use hearth_protocol::frame;
 use hearth_protocol::share::{self, bounded, ShareRequest, ShareResponse, WireChange};
@@ -591,6 +591,43 @@ struct BlobFile {
     responses: Vec<BlobResponseVector>,
     answers: Vec<AnswerVector>,
     malformed: Vec<MalformedVector>,
+    /// `/hearth/blob/2`: batch requests and the bytes of their answers.
+    batches: Vec<BlobBatchVector>,
+}
+
+/// A batch of ranges, its request frame, what the server answers and the
+/// answer's bytes on the stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct BlobBatchVector {
+    description: String,
+    gets: Vec<BatchGet>,
+    /// The request frame, or `null` for a request refused before it is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    frame: Option<String>,
+    /// Each range's answer in order (`result` and, for `data`, `bytes`;
+    /// for `refused`, `message`); empty when the batch is refused.
+    answers: Vec<BatchAnswer>,
+    /// The whole batch refused: the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
+    /// What the server writes on the stream.
+    stream: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct BatchGet {
+    hash: String,
+    offset: u32,
+    len: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct BatchAnswer {
+    result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bytes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -762,6 +799,39 @@ fn blob_response_of(v: &BlobResponseVector) -> Response {
     }
 }
 
+/// The batch `gets` as a server holding `blobs` answers it.
+fn blob_batch_vector(description: &str, blobs: &[Vec<u8>], gets: Vec<BatchGet>) -> BlobBatchVector {
+    let parsed: Vec<Get> = gets.iter().map(|g| Get { hash: hash_of(&g.hash), offset: g.offset, len: g.len }).collect();
+    let request = batch::Batch { gets: parsed };
+    // Encoded without the client-side check, so that the vector shows what
+    // a server does with a frame a careless or hostile client sends.
+    let frame = frame::encode(&request, batch::MAX_REQUEST).expect("a batch frame encodes");
+    let refusal = batch::Batch::decode(&frame[frame::LEN_PREFIX..]).err().map(|e| e.to_string());
+    let frame = Some(hex(&frame));
+    let mut stream = Vec::new();
+    let mut answers = Vec::new();
+    match &refusal {
+        Some(message) => stream = batch::encode_batch_refusal(message),
+        None => {
+            for get in &request.gets {
+                let blob = blobs.iter().find(|b| ChunkHash::of(b) == get.hash);
+                let response = answer(get, blob.map(Vec::as_slice));
+                batch::encode_header(&response, &mut stream);
+                if let Response::Data { bytes } = &response {
+                    stream.extend_from_slice(bytes);
+                }
+                let (result, bytes, message) = response_result(&response);
+                answers.push(BatchAnswer { result, bytes, message });
+            }
+        }
+    }
+    BlobBatchVector { description: description.into(), gets, frame, answers, refused: refusal, stream: hex(stream) }
+}
+
+fn batch_get(blob: &[u8], offset: u32, len: u32) -> BatchGet {
+    BatchGet { hash: ChunkHash::of(blob).to_string(), offset, len }
+}
+
 fn answer_vector(description: &str, blob: Option<&[u8]>, offset: u32, len: u32) -> AnswerVector {
     let hash = blob.map_or(ChunkHash::of(b"absent"), ChunkHash::of);
     let (result, bytes, _) = response_result(&answer(&Get { hash, offset, len }, blob));
@@ -912,7 +982,32 @@ fn generate_blob(_: &Map<String, Value>) -> BlobFile {
         responses,
         answers,
         malformed,
+        batches: blob_batch_vectors(),
     }
+}
+
+/// The blobs the batch vectors' server holds.
+fn batch_blobs() -> Vec<Vec<u8>> {
+    vec![b"hello".to_vec(), pattern(300)]
+}
+
+fn blob_batch_vectors() -> Vec<BlobBatchVector> {
+    let blobs = batch_blobs();
+    let (hello, long) = (&blobs[0], &blobs[1]);
+    vec![
+        blob_batch_vector(
+            "three ranges: data, a part of a longer blob, missing",
+            &blobs,
+            vec![batch_get(hello, 0, 5), batch_get(long, 256, 44), batch_get(b"absent", 0, 10)],
+        ),
+        blob_batch_vector(
+            "a range past the end is refused, the next still answered",
+            &blobs,
+            vec![batch_get(hello, 3, 5), batch_get(hello, 1, 2)],
+        ),
+        blob_batch_vector("an empty batch is refused as a whole", &blobs, vec![]),
+        blob_batch_vector("a zero-length range refuses the batch", &blobs, vec![batch_get(hello, 0, 0)]),
+    ]
 }
 
 fn malformed_vector_blob(description: &str, message: &str, bytes: Vec<u8>) -> MalformedVector {
@@ -1045,6 +1140,14 @@ fn blob_vectors() {
     let fresh: Vec<MalformedVector> =
         file.malformed.iter().map(|v| malformed_vector_blob(&v.description, &v.message, unhex(&v.frame))).collect();
     compare("blob.json", "malformed", |v| v.description.clone(), &fresh, &file.malformed);
+
+    // Batches: the request frame decodes to the ranges (or is refused with
+    // the message), and the stream is what the server writes.
+    let blobs = batch_blobs();
+    let fresh: Vec<BlobBatchVector> =
+        file.batches.iter().map(|v| blob_batch_vector(&v.description, &blobs, v.gets.clone())).collect();
+    compare("blob.json", "batches", |v| v.description.clone(), &fresh, &file.batches);
+    assert!(file.batches.len() >= 4, "blob.json has the batch vectors");
 
     // The chunking section, as far as it can be checked without a chunker.
     if let Some(section) = root.get("chunking") {

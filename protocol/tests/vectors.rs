@@ -1443,6 +1443,7 @@ fn hello_of(v: &HelloVector) -> Hello {
         name: v.name.clone(),
         addrs: v.addrs.iter().map(|a| ByteBuf::from(unhex(&a.bytes))).collect(),
         agent: v.agent.clone(),
+        direct_port: None,
     }
 }
 
@@ -1458,7 +1459,10 @@ fn hello_vector(name: &str, addrs: Vec<Addr>, welcome: bool) -> HelloVector {
 }
 
 fn refused_vector() -> RefusedVector {
-    let answer = contact::answer(false, Hello { name: "bob".into(), addrs: Vec::new(), agent: "hearth/0.1.0".into() });
+    let answer = contact::answer(
+        false,
+        Hello { name: "bob".into(), addrs: Vec::new(), agent: "hearth/0.1.0".into(), direct_port: None },
+    );
     let HelloResponse::Refused { message } = &answer else { panic!("a stranger is refused") };
     RefusedVector { message: message.clone(), frame: contact_frame(&answer) }
 }

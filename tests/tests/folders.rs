@@ -254,12 +254,19 @@ async fn a_member_stopped_mid_transfer_resumes_and_finishes() -> Result<()> {
     alice.client()?.share_invite("Videos", "bob", false).await?;
     eventually(SYNC, "the invitation", || async { Ok(!bob.client()?.shares().await?.is_empty()) }).await?;
     bob.client()?.share_accept("Videos", &b.to_string_lossy()).await?;
-    // Stop bob as soon as part of the content is there.
-    let blobs = bob.root().join("blobs");
-    eventually(SYNC, "some chunks to arrive", || async {
-        Ok(std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0) > 20)
-    })
-    .await?;
+    // Stop bob as soon as part of the content is there (in packs: the
+    // files are large).
+    let packs = bob.root().join("blobs/packs");
+    let packed = || -> u64 {
+        std::fs::read_dir(&packs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    eventually(SYNC, "some chunks to arrive", || async { Ok(packed() > 4 * 1024 * 1024) }).await?;
     bob.stop().await?;
     let partial = tree(&b).len();
     bob.start().await?;

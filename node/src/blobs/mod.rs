@@ -1,6 +1,7 @@
 //! File contents as content-addressed blobs, with real IO: the chunker that
 //! cuts files into FastCDC chunks ([`chunker`]) and the on-disk store that
-//! keeps chunks and manifests by BLAKE3 hash ([`store`]).
+//! keeps chunks and manifests by BLAKE3 hash ([`store`]), the chunks of
+//! large contents many to a file ([`packs`]).
 //!
 //! The formats (hashes, manifests, chunking parameters, `/hearth/blob/1`) and
 //! the sans-IO fetch planner live in [`hearth_protocol::blob`]; this module
@@ -10,6 +11,7 @@
 //! peer's fetcher).
 
 pub mod chunker;
+pub mod packs;
 pub mod store;
 
 use std::io;

@@ -11,6 +11,9 @@
 //! costs a verification pass and a rename instead of a second copy of every
 //! byte (see [`BlobStore::stage`]).
 //!
+//! `ROOT/packs/` holds the chunks of large contents, many to a file
+//! ([`super::packs`]); every method here finds a chunk in either place.
+//!
 //! Invariants:
 //! - A blob file appears under its final name only complete (write to
 //!   `tmp/`, rename). Blobs imported from local files are also fsynced
@@ -42,9 +45,11 @@ use hearth_protocol::blob::{self, ChunkHash, ChunkRef, Get, Manifest, Response};
 use tempfile::NamedTempFile;
 
 use super::chunker::Chunker;
+use super::packs::{PackWriter, Packs, PACK_MIN};
 use super::BlobError;
 
 const TMP_DIR: &str = "tmp";
+const PACKS_DIR: &str = "packs";
 const PARTIAL_DIR: &str = "partial";
 /// A partial file untouched for this long belongs to a download that will
 /// not finish (the content was superseded): removed when the store opens.
@@ -80,6 +85,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct BlobStore {
     root: PathBuf,
     tmp: PathBuf,
+    packs: std::sync::Arc<Packs>,
+    /// Per partial file (by content id), the chunks this process wrote
+    /// into it after they were verified: staging trusts those ranges
+    /// without reading them back (nothing else writes partial files, and a
+    /// restart forgets this, so after a crash every range is hashed).
+    written: std::sync::Arc<Mutex<std::collections::HashMap<ChunkHash, std::collections::HashSet<ChunkHash>>>>,
 }
 
 /// A file written from a manifest into a temporary file next to its future
@@ -144,7 +155,33 @@ impl BlobStore {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        Ok(Self { root, tmp })
+        let packs_dir = root.join(PACKS_DIR);
+        let packs = Packs::open(packs_dir.clone()).map_err(BlobError::io("open the packs in", &packs_dir))?;
+        Ok(Self { root, tmp, packs: std::sync::Arc::new(packs), written: Default::default() })
+    }
+
+    /// A new pack for the chunks of one large content (a download or an
+    /// import of at least [`PACK_MIN`] bytes).
+    pub fn pack_writer(&self) -> Result<PackWriter, BlobError> {
+        let dir = self.root.join(PACKS_DIR);
+        self.packs.writer().map_err(BlobError::io("create a pack in", &dir))
+    }
+
+    /// Whether contents of `size` bytes keep their chunks in a pack.
+    pub fn packs_content(size: u64) -> bool {
+        size >= PACK_MIN
+    }
+
+    /// Bytes held in packs.
+    pub fn pack_bytes(&self) -> u64 {
+        self.packs.bytes()
+    }
+
+    /// Stores verified chunks (each `hash == H(bytes)`, the caller's duty)
+    /// in `pack`, unsynced like [`Self::put_many_verified`].
+    pub fn put_many_in(&self, pack: &PackWriter, blobs: &[(ChunkHash, Vec<u8>)]) -> Result<(), BlobError> {
+        let dir = self.root.join(PACKS_DIR);
+        pack.append(blobs.iter().map(|(h, b)| (h, b.as_slice()))).map_err(BlobError::io("write to a pack in", &dir))
     }
 
     /// Where the file of content `id` is assembled while it downloads.
@@ -175,6 +212,7 @@ impl BlobStore {
         if assembly.size >= SYNC_AHEAD_MIN {
             file.sync_data().map_err(BlobError::io("flush to disk", &path))?;
         }
+        lock(&self.written).entry(assembly.id).or_default().extend(chunks.iter().map(|(h, _)| *h));
         Ok(())
     }
 
@@ -192,7 +230,7 @@ impl BlobStore {
     /// Whether a file for `hash` exists. Not verified: [`Self::get`] may still
     /// find it corrupted.
     pub fn has(&self, hash: &ChunkHash) -> bool {
-        self.path_of(hash).is_file()
+        self.path_of(hash).is_file() || self.packs.contains(hash, None)
     }
 
     /// Stores `bytes` under their hash, durably; returns the hash. Idempotent.
@@ -257,7 +295,7 @@ impl BlobStore {
         let path = self.path_of(hash);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.get_packed(hash),
             Err(e) => return Err(BlobError::Io { action: "read blob", path, source: e }),
         };
         if ChunkHash::of(&bytes) != *hash {
@@ -270,6 +308,20 @@ impl BlobStore {
             return Err(BlobError::Corrupt { hash: *hash, path });
         }
         Ok(Some(bytes))
+    }
+
+    /// [`Self::get`] for a chunk kept in a pack.
+    fn get_packed(&self, hash: &ChunkHash) -> Result<Option<Vec<u8>>, BlobError> {
+        let dir = self.root.join(PACKS_DIR);
+        let Some((bytes, path)) = self.packs.read(hash).map_err(BlobError::io("read a pack in", &dir))? else {
+            return Ok(None);
+        };
+        if ChunkHash::of(&bytes) == *hash {
+            return Ok(Some(bytes));
+        }
+        tracing::warn!(%hash, path = %path.display(), "corrupted chunk removed from the store");
+        self.packs.remove(hash).map_err(BlobError::io("remove a corrupted chunk from", &path))?;
+        Err(BlobError::Corrupt { hash: *hash, path })
     }
 
     /// Bytes `offset..offset + len` of the blob, verified like [`Self::get`]
@@ -287,11 +339,14 @@ impl BlobStore {
     /// Deletes the blob; returns whether it was there.
     pub fn remove(&self, hash: &ChunkHash) -> Result<bool, BlobError> {
         let path = self.path_of(hash);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(BlobError::Io { action: "remove blob", path, source: e }),
-        }
+        let in_file = match fs::remove_file(&path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(BlobError::Io { action: "remove blob", path, source: e }),
+        };
+        let dir = self.root.join(PACKS_DIR);
+        let in_pack = self.packs.remove(hash).map_err(BlobError::io("remove a chunk from a pack in", &dir))?;
+        Ok(in_file || in_pack)
     }
 
     /// The server side of `/hearth/blob/1`: the answer to `get` from this
@@ -320,12 +375,13 @@ impl BlobStore {
     /// under its id. Streams: memory use is one chunk, whatever the file size.
     pub fn import_file(&self, path: &Path) -> Result<Manifest, BlobError> {
         let file = File::open(path).map_err(BlobError::io("open", path))?;
-        self.import_reader(file, path)
+        let size = file.metadata().map_err(BlobError::io("read the size of", path))?.len();
+        self.import(file, path, true, size)
     }
 
     /// Like [`Self::import_file`] for any reader; `name` is used in errors.
     pub fn import_reader(&self, reader: impl Read, name: &Path) -> Result<Manifest, BlobError> {
-        self.import(reader, name, true)
+        self.import(reader, name, true, 0)
     }
 
     /// Like [`Self::import_file`], but the blobs are durable only after the
@@ -336,17 +392,24 @@ impl BlobStore {
     /// (not Linux), this is [`Self::import_file`].
     pub fn import_file_deferred(&self, path: &Path) -> Result<Manifest, BlobError> {
         let file = File::open(path).map_err(BlobError::io("open", path))?;
-        self.import(file, path, !FLUSH_WHOLE_FS)
+        let size = file.metadata().map_err(BlobError::io("read the size of", path))?.len();
+        self.import(file, path, !FLUSH_WHOLE_FS, size)
     }
 
-    fn import(&self, reader: impl Read, name: &Path, durable: bool) -> Result<Manifest, BlobError> {
+    /// Chunks `reader` (about `size` bytes: a pack takes the chunks from
+    /// [`PACK_MIN`] on, files below) and stores what the store lacks.
+    fn import(&self, reader: impl Read, name: &Path, durable: bool, size: u64) -> Result<Manifest, BlobError> {
         let mut refs = Vec::new();
         let chunks = Chunker::new(reader).map(|chunk| {
             let chunk = chunk.map_err(BlobError::io("read", name))?;
             refs.push(chunk.chunk_ref());
             Ok((chunk.hash, chunk.bytes))
         });
-        self.write_all(chunks, durable)?;
+        if Self::packs_content(size) {
+            self.import_packed(chunks, durable)?;
+        } else {
+            self.write_all(chunks, durable)?;
+        }
         let manifest =
             Manifest::from_chunks(refs).map_err(|source| BlobError::TooLarge { path: name.to_owned(), source })?;
         let encoded = manifest.encode();
@@ -356,6 +419,35 @@ impl BlobStore {
             self.write_blob(&ChunkHash::of(&encoded), &encoded, false)?;
         }
         Ok(manifest)
+    }
+
+    /// Appends `chunks` to a new pack, a few at a time (one chunk in memory
+    /// per chunk of the batch), syncing at the end if `durable`.
+    fn import_packed(
+        &self,
+        chunks: impl Iterator<Item = Result<(ChunkHash, Vec<u8>), BlobError>>,
+        durable: bool,
+    ) -> Result<(), BlobError> {
+        const BATCH: usize = 32;
+        let pack = self.pack_writer()?;
+        let mut batch = Vec::with_capacity(BATCH);
+        for chunk in chunks {
+            let (hash, bytes) = chunk?;
+            if self.has_chunk(&ChunkRef { hash, len: bytes.len() as u32 }) {
+                continue;
+            }
+            batch.push((hash, bytes));
+            if batch.len() == BATCH {
+                self.put_many_in(&pack, &batch)?;
+                batch.clear();
+            }
+        }
+        self.put_many_in(&pack, &batch)?;
+        if durable {
+            let dir = self.root.join(PACKS_DIR);
+            pack.sync().map_err(BlobError::io("flush to disk a pack in", &dir))?;
+        }
+        Ok(())
     }
 
     /// Makes every blob written so far durable (their bytes and their
@@ -506,7 +598,8 @@ impl BlobStore {
     /// the manifest lies about the length): it is not removed here, a fetch
     /// of the chunk replaces it.
     pub fn has_chunk(&self, chunk: &ChunkRef) -> bool {
-        fs::metadata(self.path_of(&chunk.hash)).is_ok_and(|m| m.is_file() && m.len() == u64::from(chunk.len))
+        self.packs.contains(&chunk.hash, Some(chunk.len))
+            || fs::metadata(self.path_of(&chunk.hash)).is_ok_and(|m| m.is_file() && m.len() == u64::from(chunk.len))
     }
 
     /// Writes the file described by `manifest` to `dest`, atomically:
@@ -596,12 +689,16 @@ impl BlobStore {
             }
         };
         let file = tmp.as_file();
-        // Every range is hashed, a few threads at once (this is the part of
-        // writing a large download out that the user waits for).
+        // Every range this process did not write itself is hashed, a few
+        // threads at once (this is the part of writing a large download out
+        // that the user waits for).
+        let written = lock(&self.written).remove(&manifest.id()).unwrap_or_default();
         let mut ranges = Vec::with_capacity(manifest.chunks().len());
         let mut offset = 0u64;
         for c in manifest.chunks() {
-            ranges.push((offset, *c));
+            if !written.contains(&c.hash) {
+                ranges.push((offset, *c));
+            }
             offset += u64::from(c.len);
         }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);

@@ -1,4 +1,5 @@
-//! Networking: the libp2p swarm and the event loop that owns it.
+//! Networking: the libp2p swarm and the event loop that owns it, plus the
+//! direct QUIC connections that carry file contents ([`direct`]).
 //!
 //! The API talks to the event loop through bounded [`Command`]s with oneshot
 //! replies (the rust-libp2p "client / event loop" pattern); the event loop is
@@ -6,6 +7,7 @@
 
 pub mod behaviour;
 pub mod codec;
+pub mod direct;
 mod event_loop;
 
 use std::time::Duration;

@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::{blocking, EventLoop};
+use crate::blobs::packs::PackWriter;
 use crate::blobs::{Assembly, BlobError, BlobStore};
 use crate::net::codec::Wire;
 
@@ -44,10 +45,20 @@ const WRITE_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// the network is faster than the disk).
 const MAX_WRITING_BYTES: usize = 64 * 1024 * 1024;
 
+/// Requests a download keeps outstanding at one member. Enough to keep a
+/// direct connection busy while the member reads and verifies the next
+/// batches (about 10 MiB of chunks); the swarm's request-response behaviour
+/// queues what exceeds its own stream limit.
+const IN_FLIGHT_PER_PEER: usize = 128;
+
+fn fetch_config() -> FetchConfig {
+    FetchConfig { max_in_flight_per_peer: IN_FLIGHT_PER_PEER, ..FetchConfig::default() }
+}
+
 /// One file content being fetched.
 pub(super) struct Download {
     share: Vec<u8>,
-    fetcher: Fetcher,
+    pub(super) fetcher: Fetcher,
     /// Peers handed to the fetcher (adding one again would reset its
     /// back-off and what it said it lacks).
     peers: std::collections::BTreeSet<Vec<u8>>,
@@ -56,6 +67,8 @@ pub(super) struct Download {
     /// Where a file's chunks go in its partial file (`None` while fetching
     /// the manifest).
     assembly: Option<Arc<Assembly>>,
+    /// The pack a large content's chunks go to (see `blobs::packs`).
+    pack: Option<Arc<PackWriter>>,
     /// Verified chunks of this download not yet sent to a writer.
     batch: Vec<(ChunkHash, Vec<u8>)>,
     /// Verified chunks of this download with a writer, not yet stored.
@@ -107,7 +120,7 @@ impl BlobIo {
 }
 
 impl EventLoop {
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
@@ -128,13 +141,14 @@ impl EventLoop {
                     continue;
                 }
                 let blobs = self.shares.blobs().clone();
-                let (fetcher, assembly) = match blobs.manifest(&id) {
+                let (fetcher, assembly, pack) = match blobs.manifest(&id) {
                     Ok(Some(m)) => (
-                        Fetcher::new(&m, |c| blobs.has_chunk(c), FetchConfig::default()),
+                        Fetcher::new(&m, |c| blobs.has_chunk(c), fetch_config()),
                         Some(Arc::new(Assembly::new(&m))),
+                        pack_for(&blobs, &m),
                     ),
                     _ if manifest_len == 0 => continue,
-                    _ => (Fetcher::for_blob(id, manifest_len, FetchConfig::default()), None),
+                    _ => (Fetcher::for_blob(id, manifest_len, fetch_config()), None, None),
                 };
                 let manifest_stage = assembly.is_none();
                 if fetcher.is_done() {
@@ -152,6 +166,7 @@ impl EventLoop {
                         manifest_stage,
                         peers: Default::default(),
                         assembly,
+                        pack,
                         batch: Vec::new(),
                         writing: 0,
                     },
@@ -165,6 +180,7 @@ impl EventLoop {
         // While the writers are behind, no new request: answers would only
         // pile up in memory.
         let disk_busy = self.blob_io.writing_bytes >= MAX_WRITING_BYTES;
+        let mut requests = Vec::new();
         for id in ids {
             let share = self.downloads[&id].share.clone();
             let online = online_by_share
@@ -194,11 +210,10 @@ impl EventLoop {
                 continue;
             }
             while let Some((peer, get)) = download.fetcher.poll_request(now) {
-                let Ok(peer_id) = PeerId::from_bytes(&peer) else { continue };
-                let request = self.swarm.behaviour_mut().blob.send_request(&peer_id, Wire::Msg(get));
-                self.blob_requests.insert(request, (id, get));
+                requests.push((id, peer, get));
             }
         }
+        self.send_gets(requests);
     }
 
     /// File bytes already received and verified (or found in the blob store)
@@ -215,7 +230,12 @@ impl EventLoop {
             .filter(|(_, d)| !d.batch.is_empty())
             .map(|(id, d)| {
                 d.writing += d.batch.len();
-                Batch { id: *id, assembly: d.assembly.clone(), chunks: std::mem::take(&mut d.batch) }
+                Batch {
+                    id: *id,
+                    assembly: d.assembly.clone(),
+                    pack: d.pack.clone(),
+                    chunks: std::mem::take(&mut d.batch),
+                }
             })
             .collect()
     }
@@ -268,7 +288,7 @@ impl EventLoop {
         }
     }
 
-    fn on_fetch_progress(&mut self, id: ChunkHash) {
+    pub(super) fn on_fetch_progress(&mut self, id: ChunkHash) {
         let Some(download) = self.downloads.get_mut(&id) else { return };
         while let Some(event) = download.fetcher.poll_event() {
             match event {
@@ -306,8 +326,9 @@ impl EventLoop {
             let blobs = self.shares.blobs().clone();
             match blobs.manifest(&id) {
                 Ok(Some(manifest)) => {
-                    download.fetcher = Fetcher::new(&manifest, |c| blobs.has_chunk(c), FetchConfig::default());
+                    download.fetcher = Fetcher::new(&manifest, |c| blobs.has_chunk(c), fetch_config());
                     download.assembly = Some(Arc::new(Assembly::new(&manifest)));
+                    download.pack = pack_for(&blobs, &manifest);
                     download.manifest_stage = false;
                     download.peers.clear();
                     if !download.fetcher.is_done() {
@@ -368,6 +389,7 @@ impl EventLoop {
             }
             Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
                 let Some((id, get)) = self.blob_requests.remove(&request_id) else { return };
+                self.swarm_request_done(peer);
                 if let Some(download) = self.downloads.get_mut(&id) {
                     download.fetcher.on_response(now, &peer.to_bytes(), &get, response);
                 }
@@ -376,6 +398,7 @@ impl EventLoop {
             }
             Event::OutboundFailure { peer, request_id, error, .. } => {
                 if let Some((id, _)) = self.blob_requests.remove(&request_id) {
+                    self.swarm_request_done(peer);
                     debug!(%peer, "blob request failed: {error}");
                     if let Some(download) = self.downloads.get_mut(&id) {
                         download.fetcher.on_failure(now, &peer.to_bytes());
@@ -414,6 +437,7 @@ impl EventLoop {
 struct Batch {
     id: ChunkHash,
     assembly: Option<Arc<Assembly>>,
+    pack: Option<Arc<PackWriter>>,
     chunks: Vec<(ChunkHash, Vec<u8>)>,
 }
 
@@ -428,9 +452,28 @@ fn write_batches(blobs: &BlobStore, batches: &[Batch]) -> Result<(), BlobError> 
                 debug!(content = %assembly.id(), "cannot write the partial file: {e}");
             }
         }
-        blobs.put_many_verified(&batch.chunks)?;
+        match &batch.pack {
+            Some(pack) => blobs.put_many_in(pack, &batch.chunks)?,
+            None => blobs.put_many_verified(&batch.chunks)?,
+        }
     }
     Ok(())
+}
+
+/// A pack for the chunks of `manifest` if it is large enough to want one;
+/// without one (it cannot be created) the chunks go to files as for small
+/// contents.
+fn pack_for(blobs: &BlobStore, manifest: &hearth_protocol::blob::Manifest) -> Option<Arc<PackWriter>> {
+    if !BlobStore::packs_content(manifest.size()) {
+        return None;
+    }
+    match blobs.pack_writer() {
+        Ok(pack) => Some(Arc::new(pack)),
+        Err(e) => {
+            warn!("{e}; storing the chunks one file each");
+            None
+        }
+    }
 }
 
 /// Downloads keyed by content id.

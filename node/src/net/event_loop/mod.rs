@@ -21,6 +21,7 @@ use super::behaviour::BehaviourEvent;
 pub use backup::Backup;
 mod backup;
 mod bank;
+mod direct;
 mod fetch;
 mod share;
 mod watch;
@@ -106,6 +107,8 @@ pub struct EventLoop {
     bank_requests: HashMap<OutboundRequestId, Vec<u8>>,
     /// Backups: the owner's engine and the host's side.
     backup: Backup,
+    /// Direct connections to members, for file contents.
+    direct: direct::DirectLinks,
 }
 
 impl EventLoop {
@@ -148,7 +151,15 @@ impl EventLoop {
             bank_views,
             bank_requests: HashMap::new(),
             backup,
+            direct: direct::DirectLinks::new(None),
         }
+    }
+
+    /// Uses the direct-connection endpoint `direct` (with the set of readers
+    /// its server consults) for file contents.
+    pub fn with_direct(mut self, direct: Option<(crate::net::direct::Direct, crate::net::direct::Readers)>) -> Self {
+        self.direct = direct::DirectLinks::new(direct);
+        self
     }
 
     /// Runs until `shutdown` resolves.
@@ -181,11 +192,13 @@ impl EventLoop {
                 _ = debounce.tick(), if self.watch.has_dirty() => self.scan_settled(),
                 _ = tick.tick() => self.on_tick(),
                 done = self.blob_io.next() => self.on_blob_io(done),
+                done = self.direct.next() => self.on_direct(done),
                 Some(msg) = self.backup.rpc.recv() => self.on_backup_rpc(msg),
                 done = backup::next_answer(&mut self.backup.answering) => self.on_backup_answered(done),
             }
         }
         self.flush_chunks();
+        self.direct.close();
         self.close_connections().await;
         info!("network stopped");
     }
@@ -248,6 +261,7 @@ impl EventLoop {
             name: self.config.name.clone(),
             addrs: self.listen_addrs.iter().map(|a| serde_bytes::ByteBuf::from(a.to_vec())).collect(),
             agent: format!("hearth/{}", env!("CARGO_PKG_VERSION")),
+            direct_port: self.direct.port(),
         }
     }
 
@@ -306,7 +320,10 @@ impl EventLoop {
                     .map_err(ApiError::internal);
                 let _ = reply.send(result);
             }
-            Command::Share { op, reply } => self.on_share_command(op, reply),
+            Command::Share { op, reply } => {
+                self.on_share_command(op, reply);
+                self.refresh_readers();
+            }
             Command::Bank { op, reply } => self.on_bank_command(op, reply),
             Command::Backup { op, reply } => self.on_backup_command(op, reply),
             Command::RemoveContact { name, reply } => {
@@ -333,6 +350,12 @@ impl EventLoop {
             connected_contacts,
             contacts_total: contacts.len(),
             api_addr: self.api_addr.clone(),
+            direct_port: self.direct.port(),
+            direct_links: contacts
+                .iter()
+                .filter(|(p, _)| PeerId::from_bytes(p).is_ok_and(|id| self.direct.is_up(&id)))
+                .map(|(_, c)| c.name.clone())
+                .collect(),
         }
     }
 
@@ -472,6 +495,9 @@ impl EventLoop {
                 self.listen_addrs.retain(|a| a != &address);
             }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                // Kept for anyone: a stranger becomes a contact over this
+                // very connection when it pairs.
+                self.direct.learn_addr(peer_id, endpoint.get_remote_address());
                 if let Some(c) = self.contact(&peer_id) {
                     debug!(peer = %peer_id, "connected to contact {} via {}", c.name, endpoint.get_remote_address());
                     self.redial.remove(&peer_id);
@@ -494,6 +520,7 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 self.strangers.remove(&peer_id);
+                self.direct.peer_gone(&peer_id);
                 self.refused_by.remove(&peer_id);
                 if let Some(c) = self.contact(&peer_id) {
                     info!(peer = %peer_id, "contact {} went offline", c.name);
@@ -530,7 +557,10 @@ impl EventLoop {
         match event {
             BehaviourEvent::Pair(event) => self.on_pair_event(event),
             BehaviourEvent::Contact(event) => self.on_contact_event(event),
-            BehaviourEvent::Share(event) => self.on_share_event(event),
+            BehaviourEvent::Share(event) => {
+                self.on_share_event(event);
+                self.refresh_readers();
+            }
             BehaviourEvent::Blob(event) => self.on_blob_event(event),
             BehaviourEvent::Bank(event) => self.on_bank_event(event),
             BehaviourEvent::Backup(event) => self.on_backup_event(event),
@@ -747,6 +777,7 @@ impl EventLoop {
     fn learn_hello(&mut self, peer: &PeerId, hello: Hello) {
         let addrs = hello.bounded_addrs().filter_map(|a| Multiaddr::try_from(a.to_vec()).ok()).collect();
         let name = hearth_protocol::names::validate_name(&hello.name).ok();
+        self.direct.learn_port(*peer, hello.direct_port);
         self.touch_contact(peer, addrs, name);
     }
 
@@ -762,6 +793,7 @@ impl EventLoop {
             self.last_expiry = now;
             blocking(|| self.shares.expire(now_unix()));
         }
+        self.refresh_readers();
         self.write_pending();
         self.retry_unavailable();
         self.drive_fetches();
