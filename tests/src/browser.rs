@@ -301,24 +301,19 @@ impl Browser {
         Ok(())
     }
 
-    /// A PNG of the whole page (beyond the screen's height) at the current
-    /// screen width, written to `path`.
-    pub async fn screenshot(&self, path: &Path) -> Result<()> {
+    /// A PNG of the whole page at the current screen width, written to
+    /// `path`. The screen is made as tall as the page for the shot, so that
+    /// what is fixed to the bottom of the screen (the phone's navigation)
+    /// shows at the bottom of the page.
+    pub async fn screenshot(&self, path: &Path, width: u32, height: u32, mobile: bool) -> Result<()> {
         let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await?;
-        let size = &metrics["cssContentSize"];
-        let viewport = &metrics["cssLayoutViewport"];
-        let width = viewport["clientWidth"].as_f64().unwrap_or(1280.0);
-        let height = size["height"].as_f64().unwrap_or(800.0).max(viewport["clientHeight"].as_f64().unwrap_or(0.0));
-        let shot = self
-            .cdp(
-                "Page.captureScreenshot",
-                json!({
-                    "format": "png",
-                    "captureBeyondViewport": true,
-                    "clip": { "x": 0, "y": 0, "width": width, "height": height.min(12000.0), "scale": 1 },
-                }),
-            )
-            .await?;
+        let page_height = metrics["cssContentSize"]["height"].as_f64().unwrap_or(0.0).ceil() as u32;
+        let tall = page_height.clamp(height, 12_000);
+        self.set_screen(width, tall, mobile).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let shot = self.cdp("Page.captureScreenshot", json!({ "format": "png" })).await;
+        self.set_screen(width, height, mobile).await?;
+        let shot = shot?;
         let data = shot["data"].as_str().ok_or_else(|| anyhow!("no screenshot data"))?;
         let png = data_encoding::BASE64.decode(data.as_bytes())?;
         if let Some(dir) = path.parent() {

@@ -77,7 +77,10 @@ async fn screenshots(browser: &Browser, node: &TestNode, who: &str, pages: &[(&s
             // its box, so it waits for the layout).
             tokio::time::sleep(Duration::from_millis(1200)).await;
             let path = dir.join(format!("{who}-{name}-{label}.png"));
-            browser.screenshot(&path).await.with_context(|| format!("screenshot {}", path.display()))?;
+            browser
+                .screenshot(&path, width, height, mobile)
+                .await
+                .with_context(|| format!("screenshot {}", path.display()))?;
             let overflow = browser
                 .eval("return document.documentElement.scrollWidth - window.innerWidth;", vec![])
                 .await?
@@ -103,7 +106,7 @@ async fn no_script_errors(browser: &Browser, who: &str) -> Result<()> {
 async fn post_mortem(browsers: &[(&Browser, &str)]) {
     for (browser, who) in browsers {
         let path = screenshot_dir().join(format!("FAILED-{who}.png"));
-        let _ = browser.screenshot(&path).await;
+        let _ = browser.screenshot(&path, 1280, 800, false).await;
         let text = browser.text("body").await.unwrap_or_default();
         let errors = browser.eval("return (window.hearthErrors || []).concat(window.hearthProblems || []);", vec![]);
         let errors = errors.await.unwrap_or_default();
@@ -114,6 +117,9 @@ async fn post_mortem(browsers: &[(&Browser, &str)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_node_in_a_real_browser() -> Result<()> {
     let driver = Driver::start().await?;
+    for old in std::fs::read_dir(screenshot_dir()).into_iter().flatten().flatten() {
+        let _ = std::fs::remove_file(old.path());
+    }
     let a = driver.browser("en-GB").await?;
     let b = driver.browser("fr-FR").await?;
     let alice = TestNode::start_new("alice").await?;
@@ -149,6 +155,19 @@ async fn scenario(a: &Browser, b: &Browser, alice: &TestNode, bob: &mut TestNode
     a.wait_text("#nav", "Sauvegardes", WAIT).await?;
     a.click("#lang-toggle", WAIT).await?;
     a.wait_text("#nav", "Backups", WAIT).await?;
+    // The page's Content-Security-Policy refuses inline script: text from
+    // another node could never run, even if the page failed to escape it.
+    let injected = a
+        .eval(
+            "const s = document.createElement('script'); s.textContent = 'window.injected = 1'; \
+             document.body.append(s); return window.injected === undefined;",
+            vec![],
+        )
+        .await?;
+    ensure!(injected == true, "an inline script ran");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = a.eval("const e = window.hearthErrors || []; window.hearthErrors = []; return e;", vec![]).await?;
+    ensure!(refused.to_string().contains("CSP refused script-src"), "the page reports CSP refusals: {refused}");
     eprintln!("[{:>5.1?}] logged in", started.elapsed());
 
     // 1. Pairing through the pages: alice makes an invitation, bob pastes it.
@@ -305,7 +324,8 @@ async fn scenario(a: &Browser, b: &Browser, alice: &TestNode, bob: &mut TestNode
     a.wait_for(&format!("#backup-paths li[data-path=\"{}\"]", papers.display()), WAIT).await?;
     a.eval(
         "window.sawProgress = null; new MutationObserver(() => { const p = document.querySelector('#backup-progress'); \
-         if (p && !window.sawProgress) window.sawProgress = p.dataset.phase; }).observe(document.body, { childList: true, subtree: true });",
+         const bar = p && p.querySelector('.bar > span'); \
+         if (p && bar.style.width && !window.sawProgress) window.sawProgress = p.dataset.phase; }).observe(document.body, { childList: true, subtree: true });",
         vec![],
     )
     .await?;

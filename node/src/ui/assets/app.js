@@ -19,7 +19,8 @@
     'nav.bank': ['Bank', 'Banque'],
     'nav.backups': ['Backups', 'Sauvegardes'],
     'lang.other': ['Français', 'English'],
-    'logout': ['Log out', 'Se déconnecter'],
+    'logout': ['Log out', 'Déconnexion'],
+    'lang.short': ['FR', 'EN'],
     'live.connecting': ['connecting…', 'connexion…'],
     'live.live': ['live', 'en direct'],
     'live.lost': ['reconnecting…', 'reconnexion…'],
@@ -37,7 +38,7 @@
     'last_seen': ['last seen {when}', 'vu {when}'],
     'of': ['{a} of {b}', '{a} sur {b}'],
     'ov.title': ['Everything at a glance', 'Tout d’un coup d’œil'],
-    'ov.contacts': ['{n} of {total} contacts online', '{n} contacts en ligne sur {total}'],
+    'ov.contacts': ['{n} of {total} contacts online', 'En ligne : {n} sur {total}'],
     'ov.no_contacts': ['No contacts yet: invite someone.', 'Aucun contact : invitez quelqu’un.'],
     'ov.shares': ['Shared folders', 'Dossiers partagés'],
     'ov.no_shares': ['No shared folder yet.', 'Aucun dossier partagé.'],
@@ -53,6 +54,7 @@
     'sync.waiting': ['waiting for the first sync', 'en attente de la première synchro'],
     'sync.state': ['{state}', '{state}'],
     'sync.conflicts': ['{n} conflicts', '{n} conflits'],
+    'sync.conflicts.one': ['1 conflict', '1 conflit'],
     'ct.title': ['Contacts', 'Contacts'],
     'ct.invite': ['Invite someone', 'Inviter quelqu’un'],
     'ct.invite_help': ['Create a one-time invitation and give it to the other person (by message, on paper…). It works once, for 24 hours.', 'Créez une invitation à usage unique et donnez-la à l’autre personne (par message, sur papier…). Elle sert une fois, pendant 24 heures.'],
@@ -93,6 +95,7 @@
     'sh.sync': ['Sync', 'Synchronisation'],
     'sh.figures': ['{files} files, {folders} folders, {size}', '{files} fichiers, {folders} dossiers, {size}'],
     'sh.pending_files': ['{n} files still coming ({size})', '{n} fichiers encore en route ({size})'],
+    'sh.pending_files.one': ['1 file still coming ({size})', '1 fichier encore en route ({size})'],
     'sh.rejected': ['{n} changes refused (a member without the right to write)', '{n} modifications refusées (un membre sans droit d’écriture)'],
     'sh.not_shared': ['Your local edits that are not shared (you are read-only):', 'Vos modifications locales non partagées (vous êtes en lecture seule) :'],
     'sh.members': ['Members', 'Membres'],
@@ -133,6 +136,7 @@
     'bk.mine': ['my account', 'mon compte'],
     'bk.from': ['shown by {name}', 'montré par {name}'],
     'bk.ops': ['{n} operations', '{n} opérations'],
+    'bk.ops.one': ['1 operation', '1 opération'],
     'bk.revoked': ['{name} stopped sharing this account.', '{name} ne partage plus ce compte.'],
     'bk.waiting': ['Waiting for the first operations…', 'En attente des premières opérations…'],
     'bk.chart': ['Balance over time', 'Solde dans le temps'],
@@ -192,7 +196,7 @@
     'bu.no_friends': ['No friend keeps your backup yet.', 'Aucun ami ne garde encore votre sauvegarde.'],
     'bu.holds': ['holds {n} pieces ({size})', 'garde {n} morceaux ({size})'],
     'bu.quota': ['grants {size}', 'accorde {size}'],
-    'bu.audit': ['last check {when}: {result}', 'dernier contrôle {when} : {result}'],
+    'bu.audit': ['checked {when}', 'contrôlé {when}'],
     'bu.audit_ok': ['passed', 'réussi'],
     'bu.audit_bad': ['failed', 'échoué'],
     'bu.audit_none': ['never checked', 'jamais contrôlé'],
@@ -224,6 +228,8 @@
     'bu.snapshot': ['Snapshot', 'Instantané'],
     'bu.latest': ['latest', 'le plus récent'],
     'bu.restore': ['Restore', 'Restaurer'],
+    'bu.snap_line': ['{n} files, {size}', '{n} fichiers, {size}'],
+    'bu.snap_line.one': ['1 file, {size}', '1 fichier, {size}'],
     'bu.restored': ['Restored {files} files.', '{files} fichiers restaurés.'],
     'bu.key': ['Recovery key', 'Clé de récupération'],
     'bu.key_help': ['If this machine dies, a fresh install plus this key brings everything back from your friends. Write it on paper and keep it safe.', 'Si cette machine meurt, une installation neuve et cette clé ramènent tout depuis vos amis. Écrivez-la sur papier et gardez-la en lieu sûr.'],
@@ -246,7 +252,8 @@
   let lang = localStorage.getItem('hearth.lang') || (document.documentElement.lang === 'fr' ? 'fr' : 'en');
 
   function t(key, vars) {
-    const entry = STRINGS[key];
+    // A count of one has its own sentence where one is given (`KEY.one`).
+    const entry = (vars && vars.n === 1 && STRINGS[key + '.one']) || STRINGS[key];
     let s = entry ? entry[Math.max(0, LANGS.indexOf(lang))] : key;
     if (vars) s = s.replace(/\{(\w+)\}/g, (_, k) => (vars[k] === undefined || vars[k] === null ? '' : String(vars[k])));
     return s;
@@ -268,6 +275,8 @@
       if (v === null || v === undefined || v === false) continue;
       if (k === 'text') el.textContent = v;
       else if (k === 'class') el.setAttribute('class', v);
+      // Through the CSSOM: the page's CSP refuses style attributes.
+      else if (k === 'style') el.style.cssText = v;
       else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
       else if (k === 'dataset') Object.assign(el.dataset, v);
       else if (BOOL_PROPS.has(k)) el[k] = !!v;
@@ -384,7 +393,7 @@
   // ---------------------------------------------------------------- formatting
   function fmtBytes(n) {
     n = Number(n) || 0;
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    const units = lang === 'fr' ? ['o', 'Kio', 'Mio', 'Gio', 'Tio'] : ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let u = 0;
     while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
     return new Intl.NumberFormat(locale(), { maximumFractionDigits: u ? 1 : 0 }).format(n) + '\u00a0' + units[u];
@@ -551,24 +560,29 @@
               pill(sync.text, sync.kind));
           }))
           : empty(t('ov.no_shares'))));
-        const views = pulse.bank.views.filter((v) => v.role === 'viewer' && v.state !== 'revoked');
-        update(bank, [pulse.bank.accounts, views, pulse.bank.last_alert], ([accounts, received, last]) => {
-          const rows = [
-            ...received.map((v) => h('li', {}, h('span', { class: 'grow' }, h('strong', { text: v.name }), ' · ', h('span', { class: 'muted', text: t('bk.from', { name: v.contact || '?' }) })),
-              h('span', { class: amountClass(v.balance), text: fmtMoney(v.balance, v.currency) }))),
-            ...accounts.map((a) => h('li', {}, h('span', { class: 'grow' }, h('strong', { text: a.name }), ' · ', h('span', { class: 'muted', text: t('bk.mine') })),
-              h('span', { class: amountClass(a.balance), text: fmtMoney(a.balance, a.currency) }))),
-          ];
-          return [
-            rows.length ? h('ul', { class: 'list' }, rows) : empty(t('ov.no_bank')),
-            last ? h('div', { class: 'alert-item' }, h('strong', { text: fmtDay(last.date) + ' · ' + last.on + ' — ' }), last.message) : null,
-          ];
-        });
+        // What each account did lately: the viewer's accounts first (a
+        // parent's account is what a family looks at), then one's own.
+        const received = pulse.bank.views.filter((v) => v.role === 'viewer' && v.state !== 'revoked')
+          .map((v) => ({ ...v, who: t('bk.from', { name: v.contact || '?' }) }));
+        const own = pulse.bank.accounts.map((a) => ({ ...a, who: t('bk.mine') }));
+        const shown = [...received, ...own].slice(0, 4);
+        const recent = await Promise.all(shown.map((a) => api('GET', `/v1/bank/accounts/${enc(a.id)}/operations`)
+          .then((ops) => ops.slice(-3).reverse(), () => [])));
+        update(bank, [shown, recent, pulse.bank.last_alert], ([accounts, latest, last]) => [
+          last ? h('div', { class: 'alert-item' }, h('strong', { text: fmtDay(last.date) + ' · ' }), last.message) : null,
+          accounts.length ? accounts.map((a, i) => h('div', { class: 'ov-account', dataset: { account: a.name } },
+            h('div', { class: 'card-head' },
+              h('span', {}, h('strong', { text: a.name }), ' · ', h('span', { class: 'muted', text: a.who })),
+              h('span', { class: amountClass(a.balance) + ' strong', text: fmtMoney(a.balance, a.currency) })),
+            h('table', { class: 'ops small' }, h('tbody', {}, latest[i].map((o) => h('tr', {},
+              h('td', { class: 'date', text: fmtDay(o.date) }), h('td', { class: 'label', text: o.label }),
+              h('td', { class: amountClass(o.amount), text: fmtMoney(o.amount, o.currency) }))))))) : empty(t('ov.no_bank')),
+        ]);
         update(backups, [pulse.backup.restorable, pulse.backup.snapshots, pulse.backup.last_snapshot_time, pulse.backup.progress, lang], () => {
           const b = pulse.backup;
           const restorable = b.restorable && b.snapshots > 0;
           return [
-            h('div', { class: 'restorable ' + (restorable ? 'yes' : 'no') },
+            h('div', { class: 'restorable ' + (restorable ? 'yes' : b.snapshots ? 'no' : 'none') },
               h('span', { class: 'big', text: restorable ? t('bu.restorable_yes') : t('bu.restorable_no') })),
             h('p', { class: 'muted', text: b.snapshots ? t('ov.last_backup', { when: fmtTime(b.last_snapshot_time) }) : t('ov.no_backup') }),
             progressBlock(b.progress),
@@ -830,7 +844,8 @@
     const pad = { l: 8, r: 8, t: 22, b: 24 };
     const xs = points.map((p) => p[0]);
     const ys = points.map((p) => p[1]);
-    let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+    const [low, high] = [Math.min(...ys), Math.max(...ys)];
+    let [y0, y1] = [low, high];
     if (y1 === y0) { y1 += 1; y0 -= 1; }
     const margin = (y1 - y0) * 0.08;
     [y0, y1] = [y0 - margin, y1 + margin];
@@ -844,14 +859,16 @@
     const area = `${d} V${base.toFixed(1)} H${X(points[0][0]).toFixed(1)} Z`;
     const label = (x, y, text, anchor) => s('text', { x, y, 'text-anchor': anchor }, text);
     return s('svg', { class: 'chart', id: 'balance-chart', width: w, height: hgt, viewBox: `0 0 ${w} ${hgt}`, role: 'img', 'aria-label': t('bk.chart'), 'data-points': points.length },
-      s('line', { class: 'grid-line', x1: pad.l, x2: w - pad.r, y1: Y(y1), y2: Y(y1) }),
-      s('line', { class: 'grid-line', x1: pad.l, x2: w - pad.r, y1: Y(y0), y2: Y(y0) }),
+      s('line', { class: 'grid-line', x1: pad.l, x2: w - pad.r, y1: Y(high), y2: Y(high) }),
+      s('line', { class: 'grid-line', x1: pad.l, x2: w - pad.r, y1: Y(low), y2: Y(low) }),
       y0 < 0 && y1 > 0 ? s('line', { class: 'zero', x1: pad.l, x2: w - pad.r, y1: Y(0), y2: Y(0) }) : null,
       s('path', { class: 'area', d: area }),
       s('path', { class: 'line', d }),
       points.filter((p) => p[2]).map((p) => s('circle', { cx: X(p[0]), cy: Y(p[1]), r: 3 }, s('title', {}, `${fmtDay(p[2])}: ${fmtMoney(p[1].toFixed(2), currency)}`))),
-      label(pad.l, Y(y1) - 6, fmtMoney(y1.toFixed(2), currency), 'start'),
-      label(pad.l, Y(y0) - 5, fmtMoney(y0.toFixed(2), currency), 'start'),
+      // The highest and lowest balances, on their lines (right-aligned, away
+      // from the start of the curve).
+      label(w - pad.r, Y(high) - 5, fmtMoney(high.toFixed(2), currency), 'end'),
+      label(w - pad.r, Y(low) + 13, fmtMoney(low.toFixed(2), currency), 'end'),
       label(w - pad.r, hgt - 6, fmtDay(days[days.length - 1]), 'end'),
       label(X(points[0][0]) + 2, hgt - 6, fmtDay(days[0]), 'start'));
   }
@@ -940,11 +957,11 @@
           update(detail, null, () => empty(t('bk.none')));
         }
         update(alerts, notes, () => (notes.length
-          ? notes.slice().reverse().map((n) => h('div', { class: 'alert-item', dataset: { rule: String(n.rule) } }, h('strong', { text: fmtDay(n.date) + ' · ' + n.on + ' — ' }), n.message))
+          ? notes.slice().reverse().map((n) => h('div', { class: 'alert-item', dataset: { rule: String(n.rule) } }, h('strong', { text: fmtDay(n.date) + ' · ' }), n.message))
           : empty(t('bk.no_alerts'))));
         update(rules, ruleList, () => (ruleList.length
           ? h('ul', { class: 'list' }, ruleList.map((r) => h('li', {},
-            h('span', { class: 'grow' }, h('strong', { text: r.on }), ' — ', r.rule, r.hide_amounts ? h('span', { class: 'muted', text: ' (' + t('bk.hide') + ')' }) : null),
+            h('span', { class: 'grow' }, h('strong', { text: r.on }), ' — ', ruleText(r.rule), r.hide_amounts ? h('span', { class: 'muted', text: ' (' + t('bk.hide') + ')' }) : null),
             action(t('remove'), async () => { await api('DELETE', '/v1/bank/alerts/' + r.id); return t('done'); }, { class: 'danger' }))))
           : empty(t('bk.no_rules'))));
         const targets = all.filter((a) => a.state !== 'revoked').map((a) => [a.id, a.name + (a.mine ? '' : ' (' + (a.contact || '?') + ')')]);
@@ -965,6 +982,12 @@
       },
     };
   };
+
+  /** A rule as the node describes it (`large-debit 1000`), in the page's language. */
+  function ruleText(text) {
+    const [kind, ...rest] = String(text).split(' ');
+    return STRINGS['bk.rule.' + kind] ? [t('bk.rule.' + kind), ...rest].join(' ') : text;
+  }
 
   function shareAccountBlock(account, contacts) {
     const free = contacts.map((c) => c.name).filter((n) => !(account.shared || []).includes(n));
@@ -1032,7 +1055,7 @@
         // With no snapshot there is nothing to restore, whatever the friends.
         const restorable = st.restorable && st.snapshots > 0;
         update(banner, [restorable, st.reachable, st.hosts, st.k, st.snapshots, st.last_snapshot, st.progress], () => [
-          h('div', { class: 'restorable ' + (restorable ? 'yes' : 'no'), id: 'restorable', dataset: { restorable: String(restorable) } },
+          h('div', { class: 'restorable ' + (restorable ? 'yes' : st.snapshots ? 'no' : 'none'), id: 'restorable', dataset: { restorable: String(restorable) } },
             h('span', { class: 'big', text: restorable ? t('bu.restorable_yes') : t('bu.restorable_no') }),
             h('span', { text: st.snapshots ? t('bu.detail', { reachable: st.reachable, hosts: st.hosts, k: st.k }) : t('bu.no_backup') })),
           st.last_snapshot ? h('p', { text: t('bu.last', { when: fmtTime(st.last_snapshot.time), files: st.last_snapshot.files, size: fmtBytes(st.last_snapshot.bytes) }) }) : null,
@@ -1051,7 +1074,7 @@
               h('span', { class: 'small muted', text: [
                 t('bu.holds', { n: f.holds_for_me_shards, size: fmtBytes(f.holds_for_me_bytes) }),
                 f.quota ? t('bu.quota', { size: fmtBytes(f.quota) }) : null,
-                f.last_audit ? t('bu.audit', { when: ago(f.last_audit.at), result: f.last_audit.ok ? t('bu.audit_ok') : t('bu.audit_bad') }) : t('bu.audit_none'),
+                f.last_audit ? t('bu.audit', { when: ago(f.last_audit.at) }) : t('bu.audit_none'),
               ].filter(Boolean).join(' · ') }),
               f.repaired ? h('div', { class: 'small', text: f.repaired }) : null),
             pill(t('bu.state.' + f.state), f.state === 'accepted' ? 'ok' : f.state === 'declined' ? 'bad' : 'warn'),
@@ -1087,7 +1110,7 @@
           : empty(t('bu.no_paths'))));
         update(snapshots, snaps, () => [
           snaps.length ? h('ul', { class: 'list' }, snaps.slice(-6).reverse().map((x) => h('li', {},
-            h('span', { class: 'grow', text: fmtTime(x.time) }), h('span', { class: 'small muted', text: `${x.files} · ${fmtBytes(x.bytes)}` }))))
+            h('span', { class: 'grow', text: fmtTime(x.time) }), h('span', { class: 'small muted', text: t('bu.snap_line', { n: x.files, size: fmtBytes(x.bytes) }) }))))
             : empty(t('bu.no_snapshots')),
           snaps.length ? form('backup-restore', async (f) => {
             const r = await backup('restore', { snapshot: val(f, 'snapshot') || null, path: val(f, 'path') || null, to: val(f, 'to') });
@@ -1147,7 +1170,7 @@
   function translateStatic() {
     document.documentElement.lang = lang;
     for (const el of document.querySelectorAll('[data-t]')) el.textContent = t(el.dataset.t);
-    document.getElementById('lang-toggle').textContent = t('lang.other');
+    document.getElementById('lang-toggle').replaceChildren(h('span', { class: 'long', text: t('lang.other') }), h('span', { class: 'short', text: t('lang.short') }));
     document.getElementById('logout').textContent = t('logout');
     setLive(document.getElementById('live').dataset.state || 'connecting');
   }
@@ -1160,12 +1183,18 @@
     main.replaceChildren();
     main.dataset.page = page;
     bankShowAll = false;
+    // The recovery key is shown on demand only, never left on screen.
+    recoveryKey = null;
+    document.getElementById('toast').className = 'toast';
     current = PAGES[page](main, params.filter(Boolean));
     schedule();
   }
 
   function start() {
     window.addEventListener('error', (ev) => { (window.hearthErrors = window.hearthErrors || []).push(String(ev.message)); });
+    document.addEventListener('securitypolicyviolation', (ev) => {
+      (window.hearthErrors = window.hearthErrors || []).push('CSP refused ' + ev.violatedDirective + ' ' + ev.blockedURI);
+    });
     window.addEventListener('unhandledrejection', (ev) => { (window.hearthErrors = window.hearthErrors || []).push(String(ev.reason)); });
     translateStatic();
     document.getElementById('lang-toggle').addEventListener('click', () => {
