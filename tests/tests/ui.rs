@@ -73,9 +73,10 @@ async fn screenshots(browser: &Browser, node: &TestNode, who: &str, pages: &[(&s
         browser.set_screen(width, height, mobile).await?;
         for (name, page) in pages {
             open(browser, node, page).await?;
-            // Let the page fetch its data and draw (the chart is sized to
-            // its box, so it waits for the layout).
-            tokio::time::sleep(Duration::from_millis(1200)).await;
+            // The page has fetched and drawn its data; then a moment for
+            // the layout to settle.
+            browser.wait_for("#main[data-ready=true]", WAIT).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
             let path = dir.join(format!("{who}-{name}-{label}.png"));
             browser
                 .screenshot(&path, width, height, mobile)

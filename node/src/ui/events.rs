@@ -84,8 +84,10 @@ pub async fn pulse(state: &ApiState) -> Result<Value, ApiError> {
     for share in share_json(state, ShareOp::List).await?.as_array().into_iter().flatten() {
         let id = share["id"].as_str().unwrap_or_default().to_owned();
         let mut summary = pick(share, &["id", "name", "state", "role"]);
-        if share["state"] == "active" {
-            let s = share_json(state, ShareOp::Status(id)).await?;
+        // A share whose status cannot be read now (say, its document is not
+        // there yet) is shown without figures; the rest of the pulse goes on.
+        let status = if share["state"] == "active" { share_json(state, ShareOp::Status(id)).await.ok() } else { None };
+        if let Some(s) = status {
             let members_online = s["members"].as_array().map(|m| m.iter().filter(|m| m["online"] == true).count());
             summary["members_online"] = json!(members_online);
             summary["conflicts"] = json!(s["conflicts"].as_array().map(Vec::len));

@@ -453,6 +453,8 @@
         const page = current;
         try {
           await page.refresh();
+          // Shown with its data (what tests and screenshots wait for).
+          if (page === current) document.getElementById('main').dataset.ready = 'true';
         } catch (e) {
           if (page === current) toast(e.message, true);
         }
@@ -726,6 +728,7 @@
     const conflicts = h('div');
     const files = h('div');
     const trash = h('div');
+    let listed = null;
     main.append(
       h('a', { href: '#/shares', text: t('sh.back') }), head,
       h('div', { class: 'grid two' },
@@ -802,7 +805,17 @@
           inviteBox.replaceChildren();
         }
         if (st.state !== 'active') return;
-        const [listing, deleted] = await Promise.all([api('GET', `/v1/shares/${enc(id)}/files?limit=500`), api('GET', `/v1/shares/${enc(id)}/trash`)]);
+        // The listing walks the whole document on the node: fetched again at
+        // once when the document changed, otherwise at most every 5 s (while
+        // contents arrive, the figures above change every second).
+        const now = Date.now();
+        const stale = !listed || listed.changes !== st.doc_changes || listed.trash !== st.in_trash
+          || (listed.pending !== st.files_pending_down && (now - listed.at > 5000 || st.files_pending_down === 0));
+        if (stale) {
+          const [listing, deleted] = await Promise.all([api('GET', `/v1/shares/${enc(id)}/files?limit=500`), api('GET', `/v1/shares/${enc(id)}/trash`)]);
+          listed = { listing, deleted, changes: st.doc_changes, trash: st.in_trash, pending: st.files_pending_down, at: now };
+        }
+        const { listing, deleted } = listed;
         update(conflicts, listing.conflicts, (list) => (list.length
           ? [h('p', { class: 'small muted', text: t('sh.conflict_help') }), list.map((c) => h('div', { class: 'conflict' },
             h('div', { class: 'kept' }, h('strong', { text: t('sh.kept') }), h('ul', { class: 'list' }, h('li', {}, fileLine(c.kept)))),
@@ -1182,6 +1195,7 @@
     const main = document.getElementById('main');
     main.replaceChildren();
     main.dataset.page = page;
+    delete main.dataset.ready;
     bankShowAll = false;
     // The recovery key is shown on demand only, never left on screen.
     recoveryKey = null;
