@@ -129,12 +129,17 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let ok = presented.is_some_and(|p| constant_time_eq(p.as_bytes(), state.token.as_bytes()));
+    // The web interface's session stands in for the token, except that a
+    // change must also carry the page's own header (see `crate::ui`), and
+    // the handler can tell that the request came by cookie.
     if !ok && crate::ui::has_session(&state, request.headers()) {
         let safe = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
         if !safe && !request.headers().contains_key(crate::ui::UI_HEADER) {
             tracing::warn!(path = %request.uri().path(), "refused a change by cookie without the web interface's header");
             return crate::ui::csrf_refusal().into_response();
         }
+        let mut request = request;
+        request.extensions_mut().insert(crate::ui::BySession);
         return next.run(request).await;
     }
     if !ok {
@@ -146,7 +151,8 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         return ApiError {
             status: 401,
             message:
-                "missing or wrong API token: send `Authorization: Bearer <token>` with the token in HOME/api-token"
+                "missing or wrong API token: send `Authorization: Bearer <token>` with the token in HOME/api-token \
+                 (in a browser, log in with the link `hearth ui` prints)"
                     .into(),
         }
         .into_response();

@@ -91,6 +91,9 @@ async fn only_a_login_link_opens_the_interface() -> Result<()> {
     ensure!(invite().header("x-hearth-ui", "1").send().await?.status() == 200);
     // The bearer token needs no such header (the CLI and scripts).
     ensure!(alice.client()?.invite(None).await?.token.starts_with("hearth1"));
+    // Only the token makes login links: a session cannot mint more.
+    let mint = client.post(format!("{base}/v1/ui/login-link")).header("cookie", &cookie).header("x-hearth-ui", "1");
+    ensure!(mint.send().await?.status() == 403, "a session made a login link");
 
     // The event stream starts with a pulse of the node's state.
     let mut events = client.get(format!("{base}/v1/events")).header("cookie", &cookie).send().await?;

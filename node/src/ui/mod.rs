@@ -70,16 +70,30 @@ pub fn routes() -> Router<ApiState> {
         .route("/ui/logout", post(logout))
 }
 
-/// `POST /v1/ui/login-link` (authenticated): a one-time login link.
-pub async fn login_link(State(state): State<ApiState>) -> Json<LoginLinkView> {
+/// Marks a request authenticated by the session cookie, not the token.
+#[derive(Debug, Clone, Copy)]
+pub struct BySession;
+
+/// `POST /v1/ui/login-link`: a one-time login link. Only the API token
+/// makes them (`hearth ui`): a browser session cannot mint itself more.
+pub async fn login_link(
+    State(state): State<ApiState>,
+    by_session: Option<axum::Extension<BySession>>,
+) -> Result<Json<LoginLinkView>, ApiError> {
+    if by_session.is_some() {
+        return Err(ApiError {
+            status: 403,
+            message: "login links are made with the API token: run `hearth ui` on the node's machine".into(),
+        });
+    }
     let (secret, expires) = state.ui.create_link(crate::now_unix());
     tracing::info!("made a one-time login link for the web interface");
-    Json(LoginLinkView {
+    Ok(Json(LoginLinkView {
         path: format!("/ui/login?t={secret}"),
         url: String::new(),
         expires_at: crate::views::rfc3339(expires),
         expires_at_unix: expires,
-    })
+    }))
 }
 
 /// Headers every UI answer carries.
