@@ -623,9 +623,9 @@
     main.append(
       h('h1', { text: t('ct.title') }),
       h('div', { class: 'grid two' },
+        card({ id: 'contacts-list' }, t('ct.list'), list),
         card({ id: 'contacts-invite' }, t('ct.invite'), invite),
         card({ id: 'contacts-join' }, t('ct.join'), join),
-        card({ id: 'contacts-list' }, t('ct.list'), list),
         h('div', { class: 'stack' }, card({ id: 'contacts-self' }, t('ct.this_node'), self), card({ id: 'contacts-invitations' }, t('ct.invitations'), invitations)),
       ),
     );
