@@ -1,6 +1,8 @@
 //! The HTTP API, served on 127.0.0.1 only, every route behind the bearer
-//! token kept in `HOME/api-token`. Handlers are thin: they turn a request
-//! into a [`Command`] for the event loop and its answer into JSON.
+//! token kept in `HOME/api-token`, or behind a session cookie of the web
+//! interface (see [`crate::ui`]), which also serves its pages from here.
+//! Handlers are thin: they turn a request into a [`Command`] for the event
+//! loop and its answer into JSON.
 
 use std::time::Duration;
 
@@ -67,13 +69,16 @@ impl IntoResponse for ApiError {
 /// Shared by all handlers.
 #[derive(Clone)]
 pub struct ApiState {
-    commands: mpsc::Sender<Command>,
+    pub(crate) commands: mpsc::Sender<Command>,
     token: std::sync::Arc<str>,
+    pub(crate) ui: std::sync::Arc<crate::ui::auth::UiAuth>,
 }
 
-/// The router, with authentication on every route.
+/// The router: the API with authentication on every route, and the web
+/// interface's pages (which check their session themselves).
 pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
-    let state = ApiState { commands, token: token.into() };
+    let ui = std::sync::Arc::new(crate::ui::auth::UiAuth::new(&token));
+    let state = ApiState { commands, token: token.into(), ui };
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/invitations", post(invite).get(invitations))
@@ -90,6 +95,7 @@ pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
         .route("/v1/shares/{share}/doc", get(share_doc))
         .route("/v1/shares/{share}/scan", post(share_scan))
         .route("/v1/shares/{share}/trash", get(share_trash))
+        .route("/v1/shares/{share}/files", get(share_files))
         .route("/v1/shares/{share}/versions", get(share_versions))
         .route("/v1/shares/{share}/restore", post(share_restore))
         .route(
@@ -108,8 +114,11 @@ pub fn router(commands: mpsc::Sender<Command>, token: String) -> Router {
         .route("/v1/bank/alerts/{id}", delete(bank_alert_remove))
         .route("/v1/bank/notifications", get(bank_notifications))
         .route("/v1/backup", post(backup))
+        .route("/v1/events", get(crate::ui::events::events))
+        .route("/v1/ui/login-link", post(crate::ui::login_link))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .merge(crate::ui::routes())
         .with_state(state)
 }
 
@@ -120,6 +129,19 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let ok = presented.is_some_and(|p| constant_time_eq(p.as_bytes(), state.token.as_bytes()));
+    // The web interface's session stands in for the token, except that a
+    // change must also carry the page's own header (see `crate::ui`), and
+    // the handler can tell that the request came by cookie.
+    if !ok && crate::ui::has_session(&state, request.headers()) {
+        let safe = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+        if !safe && !request.headers().contains_key(crate::ui::UI_HEADER) {
+            tracing::warn!(path = %request.uri().path(), "refused a change by cookie without the web interface's header");
+            return crate::ui::csrf_refusal().into_response();
+        }
+        let mut request = request;
+        request.extensions_mut().insert(crate::ui::BySession);
+        return next.run(request).await;
+    }
     if !ok {
         tracing::warn!(
             path = %request.uri().path(),
@@ -129,7 +151,8 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         return ApiError {
             status: 401,
             message:
-                "missing or wrong API token: send `Authorization: Bearer <token>` with the token in HOME/api-token"
+                "missing or wrong API token: send `Authorization: Bearer <token>` with the token in HOME/api-token \
+                 (in a browser, log in with the link `hearth ui` prints)"
                     .into(),
         }
         .into_response();
@@ -142,7 +165,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Sends a command and waits for its answer.
-async fn ask<T>(state: &ApiState, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ApiError> {
+pub(crate) async fn ask<T>(state: &ApiState, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ApiError> {
     let (tx, rx) = oneshot::channel();
     state
         .commands
@@ -238,6 +261,22 @@ async fn share_scan(State(s): State<ApiState>, Path(id): Path<String>) -> Result
 
 async fn share_trash(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     share(&s, ShareOp::Trash(id)).await
+}
+
+/// `GET /v1/shares/{share}/files[?limit=N]`.
+async fn share_files(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<FilesQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(crate::share::listing::DEFAULT_LIMIT);
+    share(&s, ShareOp::Files { share: id, limit }).await
+}
+
+/// `GET /v1/shares/{share}/files` query.
+#[derive(Debug, serde::Deserialize)]
+struct FilesQuery {
+    limit: Option<usize>,
 }
 
 async fn share_versions(

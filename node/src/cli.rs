@@ -69,6 +69,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Open the web interface: prints a one-time login link (valid 5
+    /// minutes) and opens it in the desktop's browser when there is one.
+    Ui {
+        /// Only print the link.
+        #[arg(long)]
+        no_open: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run several local nodes that show what Hearth does.
     Demo {
         /// Directory for the demo nodes' homes (default: a temporary one).
@@ -488,6 +498,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             println!("paired with {} ({}); you are now each other's contact", contact.name, contact.peer_id);
         }
+        Command::Ui { no_open, json } => {
+            let link = Client::from_home(&home)?.ui_login_link().await?;
+            if json {
+                return print_json(&link);
+            }
+            println!("{}", link.url);
+            eprintln!("one-time login link, valid until {}; it opens Hearth in your browser", link.expires_at);
+            if !no_open {
+                open_in_browser(&link.url);
+            }
+        }
         Command::Share { action } => share(&Client::from_home(&home)?, action).await?,
         Command::Bank { action } => bank(&Client::from_home(&home)?, action).await?,
         Command::Backup { action } => crate::backup::cli::run(&home, action).await?,
@@ -507,6 +528,30 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Opens `url` with the desktop's opener, if this session has a desktop;
+/// on a server (no display) the printed link is all there is.
+fn open_in_browser(url: &str) {
+    let opener: Option<(&str, Vec<&str>)> = if cfg!(target_os = "macos") {
+        Some(("open", vec![url]))
+    } else if cfg!(windows) {
+        Some(("cmd", vec!["/C", "start", "", url]))
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
+        Some(("xdg-open", vec![url]))
+    } else {
+        None
+    };
+    let Some((program, args)) = opener else { return };
+    let spawned = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(e) = spawned {
+        tracing::warn!("cannot open a browser with {program} ({e}); open the link above yourself");
+    }
 }
 
 async fn share(client: &Client, action: ShareCommand) -> Result<()> {

@@ -99,6 +99,14 @@ impl Client {
         self.call(self.get("/v1/contacts")).await
     }
 
+    /// `POST /v1/ui/login-link`: a one-time login link for the web
+    /// interface, with its full URL on the address this client uses.
+    pub async fn ui_login_link(&self) -> Result<crate::ui::LoginLinkView> {
+        let mut link: crate::ui::LoginLinkView = self.call(self.post("/v1/ui/login-link", &())).await?;
+        link.url = format!("{}{}", self.base, link.path);
+        Ok(link)
+    }
+
     /// `DELETE /v1/contacts/{name}`.
     pub async fn remove_contact(&self, name: &str) -> Result<ContactView> {
         let url = format!("{}/v1/contacts/{}", self.base, percent_encode(name));
@@ -162,6 +170,14 @@ impl Client {
     /// `GET /v1/shares/{share}/trash`.
     pub async fn share_trash(&self, share: &str) -> Result<Vec<VersionView>> {
         self.call(self.get(&format!("/v1/shares/{}/trash", percent_encode(share)))).await
+    }
+
+    /// `GET /v1/shares/{share}/files?limit=N`: entries and conflicts.
+    pub async fn share_files(&self, share: &str, limit: Option<usize>) -> Result<crate::share::listing::FilesView> {
+        let limit = limit.map(|l| l.to_string());
+        let url =
+            format!("{}/v1/shares/{}/files{}", self.base, percent_encode(share), query_string(&[("limit", &limit)]));
+        self.call(self.http.get(url)).await
     }
 
     /// `GET /v1/shares/{share}/versions?path=PATH`.

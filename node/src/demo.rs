@@ -36,6 +36,7 @@ pub async fn run(dir: Option<PathBuf>, keep_running: bool) -> Result<()> {
         for name in NAMES {
             println!("  hearth --home {} status", dir.join(name).display());
         }
+        println!("or open a node's web interface: hearth --home {} ui", dir.join(NAMES[0]).display());
         println!("Ctrl-C stops them.");
         tokio::signal::ctrl_c().await.context("cannot watch Ctrl-C")?;
     }

@@ -10,6 +10,8 @@
 //! - [`bank`]: bank statement importers, accounts and operations.
 //! - [`backup`]: mutual encrypted backups: owner engine, host, restore.
 //! - [`api`]: the axum HTTP API on 127.0.0.1, bearer-token protected.
+//! - [`ui`]: the web interface served from the API address: pages, login
+//!   links and session cookies, live updates.
 //! - [`client`], [`cli`]: the `hearth` command line, a client of the API.
 //! - [`node`]: start and stop a node (used by `hearth up` and by tests).
 //! - [`demo`]: `hearth demo`, several local nodes showing the use cases.
@@ -27,6 +29,7 @@ pub mod net;
 pub mod node;
 pub mod share;
 pub mod store;
+pub mod ui;
 pub mod views;
 
 /// Current Unix time in seconds (the node's clock; protocol cores get it as

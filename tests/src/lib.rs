@@ -3,7 +3,10 @@
 //! QUIC and TCP on 127.0.0.1 only (mDNS off), serving the real HTTP API, and
 //! driven through the same HTTP client the CLI uses. Nodes run in the test's
 //! process so that they can be stopped and restarted quickly; the
-//! `node/tests/cli.rs` tests run the `hearth` binary itself.
+//! `node/tests/cli.rs` tests run the `hearth` binary itself. [`browser`]
+//! drives a real headless Chromium for the web interface's tests.
+
+pub mod browser;
 
 use std::future::Future;
 use std::path::PathBuf;

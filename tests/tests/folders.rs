@@ -193,7 +193,17 @@ async fn offline_edits_merge_and_concurrent_edits_keep_both_versions() -> Result
         assert_eq!(status.conflicts.len(), 1, "{status:?}");
         assert_eq!(status.files_pending_down, 0);
         assert_eq!(status.files, merged.len());
+        // The listing the web interface shows: both versions, side by side.
+        let listing = node.client()?.share_files("Family", None).await?;
+        assert_eq!(listing.conflicts.len(), 1, "{listing:?}");
+        let (kept, copy) = (&listing.conflicts[0].kept, &listing.conflicts[0].copy);
+        assert_eq!(kept.path, "notes.txt");
+        assert!(copy.path.contains("(conflict from ") && copy.conflict_of.as_deref() == Some("notes.txt"), "{copy:?}");
+        assert_ne!(kept.author, copy.author, "one version each");
+        assert_eq!(listing.total, merged.len() + listing.files.iter().filter(|f| f.kind == "dir").count());
     }
+    let err = f.alice.client()?.share_files("Family", Some(0)).await.expect_err("limit 0");
+    assert!(err.to_string().contains("limit must be between 1 and"), "{err}");
     same_tree(&a, &f.dirs.2, "carol to see both versions too").await?;
     Ok(())
 }

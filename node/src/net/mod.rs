@@ -103,6 +103,8 @@ pub enum ShareOp {
     Scan(String),
     /// Deleted entries.
     Trash(String),
+    /// The entries (at most `limit`) and conflicts, for the web interface.
+    Files { share: String, limit: usize },
     /// Versions of one file.
     Versions { share: String, path: String },
     /// Restore a deleted entry and/or an older version.

@@ -17,6 +17,7 @@
 
 pub mod fs;
 pub mod keys;
+pub mod listing;
 mod retention;
 #[cfg(test)]
 mod tests;

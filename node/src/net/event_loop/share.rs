@@ -161,6 +161,10 @@ impl EventLoop {
                 let id = self.shares.resolve(&share)?;
                 json(self.shares.trash(&id, now)?)
             }
+            ShareOp::Files { share, limit } => {
+                let id = self.shares.resolve(&share)?;
+                json(self.shares.files(&id, limit)?)
+            }
             ShareOp::Versions { share, path } => {
                 let id = self.shares.resolve(&share)?;
                 json(self.shares.versions(&id, &path, now)?)
