@@ -60,8 +60,15 @@ async fn contacts_reconnect_after_restarts_and_port_changes() -> Result<()> {
     bob.start().await?;
     alice.wait_online("bob", ONLINE).await?;
     bob.wait_online("alice", ONLINE).await?;
-    let new_bob_addrs = alice.contact("bob").await?.map(|c| c.addresses).unwrap_or_default();
-    assert!(new_bob_addrs.iter().any(|a| a.contains(&format!("/udp/{q}/"))), "{new_bob_addrs:?} vs {old_bob_addrs:?}");
+    // The new address arrives with bob's greeting or identify, which may come
+    // a moment after the connection that makes him "online".
+    let wanted = format!("/udp/{q}/");
+    hearth_tests::eventually(ONLINE, "alice to learn bob's new address", || async {
+        let addrs = alice.contact("bob").await?.map(|c| c.addresses).unwrap_or_default();
+        Ok(addrs.iter().any(|a| a.contains(&wanted)))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}; before the move bob was at {old_bob_addrs:?}"))?;
 
     // 3. Now alice moves too; bob and carol find her at the address she
     //    announced when she came back.

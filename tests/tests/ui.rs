@@ -292,9 +292,12 @@ async fn scenario(a: &Browser, b: &Browser, alice: &TestNode, bob: &mut TestNode
     a.click("#import-submit", WAIT).await?;
     a.wait_text("#bank-import .form-msg", "1 added", WAIT).await?;
     b.wait_text("#badge-bank", "1", WAIT).await?;
-    b.wait_text("#ov-bank .alert-item", "1950.00", WAIT).await?;
+    // Bob's page is in French: the alert is said in French, from its facts.
+    b.wait_text("#ov-bank .alert-item", "gros débit", WAIT).await?;
+    b.wait_text("#ov-bank .alert-item", "950,00", WAIT).await?;
     open(b, bob, "bank").await?;
     b.wait_text("#bank-alerts .alert-item", "VIREMENT M. INCONNU", WAIT).await?;
+    b.wait_text("#bank-alerts .alert-item", "gros débit", WAIT).await?;
     b.wait_for("#balance-chart[data-points=\"7\"]", WAIT).await?;
     b.wait_text("#bank-balance", "399,01", WAIT).await?;
     eprintln!("[{:>5.1?}] bank view and alert", started.elapsed());

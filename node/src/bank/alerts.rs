@@ -144,6 +144,40 @@ pub struct Notification {
     pub date: String,
     /// Unix seconds when recorded.
     pub at: u64,
+    /// The facts of `message`, for interfaces that say it in another
+    /// language (absent in alerts recorded before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<AlertDetail>,
+}
+
+/// What an alert says, as data. Amounts are decimal text in `currency`,
+/// `None` where the rule hides amounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AlertDetail {
+    /// A debit above the rule's amount.
+    LargeDebit { amount: Option<String>, currency: String, label: String },
+    /// A debit made in another currency.
+    Foreign { amount: Option<String>, currency: String, foreign: String, label: String },
+    /// The first operation with a payee.
+    NewPayee { amount: Option<String>, currency: String, label: String },
+    /// More operations in a day than the rule allows.
+    BusyDay { count: u32, limit: u32 },
+    /// The balance crossed below the rule's amount.
+    LowBalance { balance: Option<String>, threshold: Option<String>, currency: String },
+}
+
+/// One alert raised by [`evaluate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raised {
+    /// Unique id (rule + trigger).
+    pub id: String,
+    /// The sentence (English).
+    pub message: String,
+    /// Day of the trigger.
+    pub date: String,
+    /// The same, as data.
+    pub detail: AlertDetail,
 }
 
 /// An operation as alerts see it.
@@ -181,9 +215,9 @@ fn payee(label: &str) -> String {
     normalize_label(label).split(' ').filter(|w| !w.chars().any(|c| c.is_ascii_digit())).collect::<Vec<_>>().join(" ")
 }
 
-/// Evaluates one rule; returns (notification id, message, date) of each
-/// alert raised, and updates the rule's crossing state.
-pub fn evaluate(rule: &mut Rule, change: &Change<'_>) -> Vec<(String, String, String)> {
+/// Evaluates one rule; returns each alert raised, and updates the rule's
+/// crossing state.
+pub fn evaluate(rule: &mut Rule, change: &Change<'_>) -> Vec<Raised> {
     let money = |a: &Amount| {
         if rule.hide_amounts {
             "an amount".to_string()
@@ -191,25 +225,40 @@ pub fn evaluate(rule: &mut Rule, change: &Change<'_>) -> Vec<(String, String, St
             format!("{} {}", a.neg().display_with(2), change.currency)
         }
     };
+    let hide = rule.hide_amounts;
+    let shown = |a: &Amount| (!hide).then(|| a.neg().display_with(2));
+    let currency = change.currency.to_owned();
+    let raised = |id: String, message: String, date: String, detail: AlertDetail| Raised { id, message, date, detail };
     let relevant = change.added.iter().filter(|o| o.date >= rule.from);
     let mut out = Vec::new();
     match &rule.kind {
         RuleKind::LargeDebit { amount } => {
             for o in relevant.filter(|o| o.amount.is_negative() && o.amount.neg() > *amount) {
-                out.push((
+                out.push(raised(
                     format!("{}:{}", rule.id, o.key),
                     format!("{}: large debit of {} ({}) on {}", change.name, money(&o.amount), o.label, o.date),
                     o.date.to_string(),
+                    AlertDetail::LargeDebit {
+                        amount: shown(&o.amount),
+                        currency: currency.clone(),
+                        label: o.label.clone(),
+                    },
                 ));
             }
         }
         RuleKind::Foreign => {
             for o in relevant.filter(|o| o.amount.is_negative() && o.foreign.is_some()) {
                 let c = o.foreign.clone().unwrap_or_default();
-                out.push((
+                out.push(raised(
                     format!("{}:{}", rule.id, o.key),
                     format!("{}: debit in {c} of {} ({}) on {}", change.name, money(&o.amount), o.label, o.date),
                     o.date.to_string(),
+                    AlertDetail::Foreign {
+                        amount: shown(&o.amount),
+                        currency: currency.clone(),
+                        foreign: c.clone(),
+                        label: o.label.clone(),
+                    },
                 ));
             }
         }
@@ -220,10 +269,15 @@ pub fn evaluate(rule: &mut Rule, change: &Change<'_>) -> Vec<(String, String, St
             for o in added {
                 let p = payee(&o.label);
                 if seen.insert(p) && o.date >= rule.from {
-                    out.push((
+                    out.push(raised(
                         format!("{}:{}", rule.id, o.key),
                         format!("{}: new payee {:?}, {} on {}", change.name, o.label, money(&o.amount), o.date),
                         o.date.to_string(),
+                        AlertDetail::NewPayee {
+                            amount: shown(&o.amount),
+                            currency: currency.clone(),
+                            label: o.label.clone(),
+                        },
                     ));
                 }
             }
@@ -237,10 +291,11 @@ pub fn evaluate(rule: &mut Rule, change: &Change<'_>) -> Vec<(String, String, St
                 }
             }
             for (day, n) in per_day.into_iter().filter(|(_, n)| n > count) {
-                out.push((
+                out.push(raised(
                     format!("{}:day:{day}", rule.id),
                     format!("{}: {n} operations on {day} (more than {count})", change.name),
                     day.to_string(),
+                    AlertDetail::BusyDay { count: n, limit: *count },
                 ));
             }
         }
@@ -256,7 +311,12 @@ pub fn evaluate(rule: &mut Rule, change: &Change<'_>) -> Vec<(String, String, St
                     let last = change.added.iter().map(|o| o.date).max();
                     let day = last.map(|d| d.to_string()).unwrap_or_default();
                     let crossings = format!("{}:low:{}:{}", rule.id, day, balance);
-                    out.push((crossings, format!("{}: {shown}", change.name), day));
+                    let detail = AlertDetail::LowBalance {
+                        balance: (!hide).then(|| balance.display_with(2)),
+                        threshold: (!hide).then(|| amount.to_string()),
+                        currency: currency.clone(),
+                    };
+                    out.push(raised(crossings, format!("{}: {shown}", change.name), day, detail));
                 }
                 rule.below = below;
             }
@@ -456,16 +516,20 @@ mod tests {
         let mut r = rule(RuleKind::LargeDebit { amount: "1000".parse().expect("a") });
         let got = evaluate(&mut r, &change);
         assert_eq!(got.len(), 1, "the old debit predates the rule");
-        assert!(got[0].1.contains("1500.00 EUR") && got[0].1.contains("VIREMENT INCONNU"), "{got:?}");
+        assert!(got[0].message.contains("1500.00 EUR") && got[0].message.contains("VIREMENT INCONNU"), "{got:?}");
         r.hide_amounts = true;
-        assert!(!evaluate(&mut r, &change)[0].1.contains("1500"));
+        let hidden = &evaluate(&mut r, &change)[0];
+        assert!(!hidden.message.contains("1500"));
+        assert!(
+            matches!(&hidden.detail, AlertDetail::LargeDebit { amount: None, label, .. } if label == "VIREMENT INCONNU")
+        );
 
         let mut r = rule(RuleKind::NewPayee);
         let got = evaluate(&mut r, &change);
-        assert_eq!(got.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(), vec!["1:b"], "card dates ignored");
+        assert_eq!(got.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(), vec!["1:b"], "card dates ignored");
 
         let mut r = rule(RuleKind::BusyDay { count: 1 });
-        assert_eq!(evaluate(&mut r, &change)[0].0, "1:day:2024-01-05");
+        assert_eq!(evaluate(&mut r, &change)[0].id, "1:day:2024-01-05");
 
         let mut r = rule(RuleKind::LowBalance { amount: "200".parse().expect("a") });
         assert_eq!(evaluate(&mut r, &change).len(), 1, "crossing below");
@@ -479,7 +543,7 @@ mod tests {
         abroad[1].foreign = Some("USD".into());
         let mut r = rule(RuleKind::Foreign);
         let change = Change { added: &abroad, ..up };
-        assert_eq!(evaluate(&mut r, &change)[0].0, "1:c");
+        assert_eq!(evaluate(&mut r, &change)[0].id, "1:c");
         assert!(RuleKind::parse("large-debit", None).is_err());
         assert!(RuleKind::parse("low-balance", Some("-5")).is_err());
         assert_eq!(RuleKind::parse("busy-day", Some("3")), Ok(RuleKind::BusyDay { count: 3 }));

@@ -120,7 +120,7 @@ pub async fn pulse(state: &ApiState) -> Result<Value, ApiError> {
             .map(|v| pick(v, &["id", "name", "role", "contact", "state", "balance", "currency", "operations"]))
             .collect::<Vec<_>>(),
         "alerts": notifications.len(),
-        "last_alert": notifications.last().map(|n| pick(n, &["id", "on", "message", "date"])),
+        "last_alert": notifications.last().map(|n| pick(n, &["id", "on", "message", "date", "detail"])),
     });
 
     let backup_status = ask(state, |reply| Command::Backup { op: crate::backup::BackupOp::Status, reply }).await??;

@@ -249,7 +249,11 @@ pub async fn fetch(conn: quinn::Connection, gets: Vec<Get>) -> (Vec<Response>, O
 }
 
 async fn read_batch(conn: &quinn::Connection, gets: &[Get], answers: &mut Vec<Response>) -> Result<(), BatchFailure> {
-    let transport = |e: &dyn std::fmt::Display| BatchFailure::Transport(e.to_string());
+    // A stream error only says "connection lost"; the connection's close
+    // reason says why (e.g. the server's refusal).
+    let transport = |e: &dyn std::fmt::Display| {
+        BatchFailure::Transport(conn.close_reason().map_or_else(|| e.to_string(), |reason| reason.to_string()))
+    };
     let request = Batch { gets: gets.to_vec() }.encode().map_err(|e| BatchFailure::Malformed(e.to_string()))?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| transport(&e))?;
     send.write_all(&request).await.map_err(|e| transport(&e))?;

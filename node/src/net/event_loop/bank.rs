@@ -249,14 +249,15 @@ impl EventLoop {
         let now = now_unix();
         let mut raised = Vec::new();
         for rule in &mut rules {
-            for (id, message, date) in alerts::evaluate(rule, change) {
+            for r in alerts::evaluate(rule, change) {
                 raised.push(alerts::Notification {
-                    id,
+                    id: r.id,
                     rule: rule.id,
                     on: change.name.to_owned(),
-                    message,
-                    date,
+                    message: r.message,
+                    date: r.date,
                     at: now,
+                    detail: Some(r.detail),
                 });
             }
         }

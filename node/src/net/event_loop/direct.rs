@@ -360,7 +360,10 @@ impl EventLoop {
     }
 
     /// Members of a share here may read contents over direct connections;
-    /// called on every tick and after share events and commands.
+    /// called on every tick and after share events and commands, so that a
+    /// member who just accepted is served at its first connection (one role
+    /// lookup per connected peer and share: not measurable next to a sync
+    /// round).
     pub(super) fn refresh_readers(&self) {
         let readers: Vec<PeerId> =
             self.swarm.connected_peers().filter(|p| self.shares.is_member_anywhere(&p.to_bytes())).copied().collect();

@@ -45,6 +45,9 @@ const WRITE_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// the network is faster than the disk).
 const MAX_WRITING_BYTES: usize = 64 * 1024 * 1024;
 
+/// How long the downloads use a share's membership before reading it again.
+const MEMBERS_TTL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Requests a download keeps outstanding at one member. Enough to keep a
 /// direct connection busy while the member reads and verifies the next
 /// batches (about 10 MiB of chunks); the swarm's request-response behaviour
@@ -183,17 +186,14 @@ impl EventLoop {
         let mut requests = Vec::new();
         for id in ids {
             let share = self.downloads[&id].share.clone();
-            let online = online_by_share
-                .entry(share.clone())
-                .or_insert_with(|| {
-                    let swarm = &self.swarm;
-                    self.shares
-                        .members_of(&share)
-                        .into_iter()
-                        .filter(|p| PeerId::from_bytes(p).is_ok_and(|peer| swarm.is_connected(&peer)))
-                        .collect()
-                })
-                .clone();
+            if !online_by_share.contains_key(&share) {
+                let members = self.members_cached(&share);
+                let swarm = &self.swarm;
+                let online =
+                    members.into_iter().filter(|p| PeerId::from_bytes(p).is_ok_and(|peer| swarm.is_connected(&peer)));
+                online_by_share.insert(share.clone(), online.collect());
+            }
+            let online = online_by_share.get(&share).cloned().unwrap_or_default();
             let Some(download) = self.downloads.get_mut(&id) else { continue };
             let gone: Vec<Vec<u8>> = download.peers.iter().filter(|p| !online.contains(p)).cloned().collect();
             for peer in gone {
@@ -214,6 +214,22 @@ impl EventLoop {
             }
         }
         self.send_gets(requests);
+    }
+
+    /// The members of `share`, read from its document at most every
+    /// [`MEMBERS_TTL`] (reading the membership costs an Automerge lookup,
+    /// and downloads are driven after every answer); a member added or
+    /// removed is seen that much later by the downloads.
+    fn members_cached(&mut self, share: &[u8]) -> Vec<Vec<u8>> {
+        let now = std::time::Instant::now();
+        if let Some((at, members)) = self.member_cache.get(share) {
+            if now.duration_since(*at) < MEMBERS_TTL {
+                return members.clone();
+            }
+        }
+        let members = self.shares.members_of(share);
+        self.member_cache.insert(share.to_vec(), (now, members.clone()));
+        members
     }
 
     /// File bytes already received and verified (or found in the blob store)

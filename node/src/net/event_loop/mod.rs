@@ -109,6 +109,8 @@ pub struct EventLoop {
     backup: Backup,
     /// Direct connections to members, for file contents.
     direct: direct::DirectLinks,
+    /// Members of each share with downloads, and when they were read.
+    member_cache: HashMap<Vec<u8>, (Instant, Vec<Vec<u8>>)>,
 }
 
 impl EventLoop {
@@ -152,6 +154,7 @@ impl EventLoop {
             bank_requests: HashMap::new(),
             backup,
             direct: direct::DirectLinks::new(None),
+            member_cache: HashMap::new(),
         }
     }
 

@@ -153,6 +153,13 @@
     'bk.confirm_unshare': ['Stop showing this account to {name}? Their node drops its copy.', 'Ne plus montrer ce compte à {name} ? Son nœud efface sa copie.'],
     'bk.alerts': ['Alerts', 'Alertes'],
     'bk.no_alerts': ['No alert raised.', 'Aucune alerte.'],
+    'al.large_debit': ['{on}: large debit of {amount} ({label})', '{on} : gros débit de {amount} ({label})'],
+    'al.foreign': ['{on}: debit in {foreign} of {amount} ({label})', '{on} : débit en {foreign} de {amount} ({label})'],
+    'al.new_payee': ['{on}: new payee “{label}”, {amount}', '{on} : nouveau bénéficiaire « {label} », {amount}'],
+    'al.busy_day': ['{on}: {count} operations in one day (more than {limit})', '{on} : {count} opérations dans la journée (plus de {limit})'],
+    'al.low_balance': ['{on}: the balance fell to {balance} (below {threshold})', '{on} : le solde est tombé à {balance} (sous {threshold})'],
+    'al.low_balance_hidden': ['{on}: the balance fell below the threshold', '{on} : le solde est passé sous le seuil'],
+    'al.an_amount': ['an amount', 'un montant'],
     'bk.rules': ['Rules', 'Règles'],
     'bk.no_rules': ['No rule yet.', 'Aucune règle.'],
     'bk.add_rule': ['Add a rule', 'Ajouter une règle'],
@@ -406,6 +413,17 @@
       return text + ' ' + (currency || '');
     }
   }
+  // An alert in the page's language, from its facts (`detail`); alerts
+  // recorded before the node kept them show the node's English sentence.
+  function alertText(n) {
+    const d = n.detail;
+    if (!d) return n.message;
+    const money = (v) => (v === null || v === undefined ? t('al.an_amount') : fmtMoney(v, d.currency));
+    const vars = { on: n.on, label: d.label, foreign: d.foreign, count: d.count, limit: d.limit,
+      amount: money(d.amount), balance: money(d.balance), threshold: money(d.threshold) };
+    if (d.kind === 'low_balance' && (d.balance === null || d.balance === undefined)) return t('al.low_balance_hidden', vars);
+    return STRINGS['al.' + d.kind] ? t('al.' + d.kind, vars) : n.message;
+  }
   function fmtDay(day) {
     if (!day) return '';
     const d = new Date(day + 'T12:00:00Z');
@@ -571,7 +589,7 @@
         const recent = await Promise.all(shown.map((a) => api('GET', `/v1/bank/accounts/${enc(a.id)}/operations`)
           .then((ops) => ops.slice(-3).reverse(), () => [])));
         update(bank, [shown, recent, pulse.bank.last_alert], ([accounts, latest, last]) => [
-          last ? h('div', { class: 'alert-item' }, h('strong', { text: fmtDay(last.date) + ' · ' }), last.message) : null,
+          last ? h('div', { class: 'alert-item' }, h('strong', { text: fmtDay(last.date) + ' · ' }), alertText(last)) : null,
           accounts.length ? accounts.map((a, i) => h('div', { class: 'ov-account', dataset: { account: a.name } },
             h('div', { class: 'card-head' },
               h('span', {}, h('strong', { text: a.name }), ' · ', h('span', { class: 'muted', text: a.who })),
@@ -970,7 +988,7 @@
           update(detail, null, () => empty(t('bk.none')));
         }
         update(alerts, notes, () => (notes.length
-          ? notes.slice().reverse().map((n) => h('div', { class: 'alert-item', dataset: { rule: String(n.rule) } }, h('strong', { text: fmtDay(n.date) + ' · ' }), n.message))
+          ? notes.slice().reverse().map((n) => h('div', { class: 'alert-item', dataset: { rule: String(n.rule) } }, h('strong', { text: fmtDay(n.date) + ' · ' }), alertText(n)))
           : empty(t('bk.no_alerts'))));
         update(rules, ruleList, () => (ruleList.length
           ? h('ul', { class: 'list' }, ruleList.map((r) => h('li', {},
