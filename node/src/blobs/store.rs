@@ -754,6 +754,12 @@ impl Staged {
         self.file.path()
     }
 
+    /// Makes the staged file's bytes durable (for a file staged with
+    /// [`BlobStore::stage_unsynced`] that is persisted alone).
+    pub fn sync(&self) -> Result<(), BlobError> {
+        self.file.as_file().sync_all().map_err(BlobError::io("flush to disk", self.file.path()))
+    }
+
     /// Renames the staged file to `dest` (replacing any file there), leaving
     /// the rename's durability to a [`sync_fs_of`] of the batch (where there
     /// is none, this is [`Self::persist`]).

@@ -167,6 +167,8 @@ struct StagedWrite {
 /// which made writing out thousands of small files disk-bound).
 const WRITE_BATCH_FILES: usize = 128;
 const WRITE_BATCH_BYTES: u64 = 64 * 1024 * 1024;
+/// Fewer files than this are made durable one by one instead.
+const SYNCFS_MIN_FILES: usize = 8;
 
 fn mtime_ms(meta: &std::fs::Metadata) -> i64 {
     meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -970,6 +972,20 @@ impl<'a> ShareFs<'a> {
         if staged.is_empty() {
             return;
         }
+        // A few files (an edit arriving) are made durable one by one: a
+        // flush of the whole file system also waits for whatever else is
+        // being written on it, which would slow every small update down.
+        let one_by_one = staged.len() < SYNCFS_MIN_FILES;
+        if one_by_one {
+            for w in staged {
+                if let Err(e) = w.file.sync() {
+                    report.problems.push(format!("{}: {e}", w.rel));
+                    continue;
+                }
+                self.put_in_place(w, true, report);
+            }
+            return;
+        }
         if let Err(e) = crate::blobs::store::sync_fs_of(self.root) {
             // Nothing renamed: the staged files are dropped and written again
             // at the next write-out.
@@ -977,39 +993,47 @@ impl<'a> ShareFs<'a> {
             return;
         }
         for w in staged {
-            // Last check just before the rename: still what the index recorded?
-            if !self.unchanged_on_disk(&w.rel, &w.abs) {
-                report.kept_local += 1;
-                continue;
-            }
-            if let Err(e) = w.file.persist_unsynced(&w.abs) {
-                report.problems.push(format!("{}: {e}", w.rel));
-                continue;
-            }
-            set_times_and_mode(&w.abs, &w.version);
-            let meta = match w.abs.symlink_metadata() {
-                Ok(m) => m,
-                Err(e) => {
-                    report.problems.push(format!("{}: {e}", w.rel));
-                    continue;
-                }
-            };
-            report.written += 1;
-            self.index_put(
-                w.rel,
-                Indexed {
-                    entry: w.entry,
-                    kind: Kind::File,
-                    content: w.version.content.clone(),
-                    size: meta.len(),
-                    mtime_ms: mtime_ms(&meta),
-                    conflict: w.conflict,
-                },
-            );
+            self.put_in_place(w, false, report);
         }
         if let Err(e) = crate::blobs::store::sync_fs_of(self.root) {
             report.problems.push(format!("cannot make the written files durable: {e}"));
         }
+    }
+
+    /// Renames a staged file (its bytes durable already) into place unless
+    /// the file there changed since the index recorded it; `durable`: the
+    /// rename too, now.
+    fn put_in_place(&mut self, w: StagedWrite, durable: bool, report: &mut WriteReport) {
+        // Last check just before the rename: still what the index recorded?
+        if !self.unchanged_on_disk(&w.rel, &w.abs) {
+            report.kept_local += 1;
+            return;
+        }
+        let persisted = if durable { w.file.persist(&w.abs) } else { w.file.persist_unsynced(&w.abs) };
+        if let Err(e) = persisted {
+            report.problems.push(format!("{}: {e}", w.rel));
+            return;
+        }
+        set_times_and_mode(&w.abs, &w.version);
+        let meta = match w.abs.symlink_metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                report.problems.push(format!("{}: {e}", w.rel));
+                return;
+            }
+        };
+        report.written += 1;
+        self.index_put(
+            w.rel,
+            Indexed {
+                entry: w.entry,
+                kind: Kind::File,
+                content: w.version.content.clone(),
+                size: meta.len(),
+                mtime_ms: mtime_ms(&meta),
+                conflict: w.conflict,
+            },
+        );
     }
 }
 
