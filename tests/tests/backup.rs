@@ -112,6 +112,9 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     owner.client()?.bank_import(ACCOUNT.as_bytes().to_vec(), &q).await?;
     backup(&owner, BackupOp::Add { path: data.to_string_lossy().into_owned() }).await?;
 
+    let before = backup(&owner, BackupOp::Status).await?;
+    assert_eq!(before["restorable"], false, "nothing to restore before the first backup: {before}");
+    assert_eq!(before["restorable_line"], "restorable now: no (no backup yet)", "{before}");
     let refused = backup(&owner, BackupOp::Run).await.expect_err("cat's quota is too small");
     assert!(refused.to_string().contains("over quota"), "{refused:#}");
     backup(&f3, BackupOp::HostingAnswer { contact: "owner".into(), accept: true, quota: 100 << 20 }).await?;

@@ -841,6 +841,8 @@ impl Engine {
             }));
         }
         let (restorable, reachable, hosts, k) = restorable(&catalog, &online);
+        // With no snapshot there is nothing to restore, whoever is online.
+        let restorable = restorable && !catalog.snapshots.is_empty();
         let last = catalog.latest().map(|s| {
             serde_json::json!({
                 "id": s.id,
