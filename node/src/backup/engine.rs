@@ -69,8 +69,12 @@ pub struct Progress {
     pub bytes_total: u64,
     /// Bytes done.
     pub bytes_done: u64,
-    /// Shard bytes uploaded.
+    /// Shard bytes placed on friends.
     pub uploaded: u64,
+    /// Shard bytes actually sent (less than `uploaded` when a friend held
+    /// a shard, or its beginning, already: an interrupted run resumed).
+    #[serde(default)]
+    pub sent: u64,
 }
 
 /// What a run did.
@@ -88,6 +92,9 @@ pub struct RunReport {
     pub catalog_on: Vec<String>,
     /// Packs uploaded.
     pub packs: usize,
+    /// Shard bytes sent to friends in this run.
+    #[serde(default)]
+    pub sent_bytes: u64,
 }
 
 /// The owner's engine.
@@ -168,7 +175,7 @@ impl Packer<'_> {
     fn chunk(&mut self, data: &[u8]) -> Result<(ChunkId, u32)> {
         let id = chunk::chunk_id(self.keys, data);
         if self.known.insert(id) {
-            let sealed = chunk::seal(self.keys, &id, data, rand::random());
+            let sealed = chunk::seal(self.keys, &id, data, chunk::nonce_for(self.keys, &id));
             self.stats.new_bytes += data.len() as u64;
             self.stats.stored_bytes += sealed.len() as u64;
             self.builder.add(id, sealed);
@@ -183,7 +190,8 @@ impl Packer<'_> {
         if self.builder.is_empty() {
             return Ok(());
         }
-        let pack = std::mem::take(&mut self.builder).finish(rand::random());
+        let seed = self.builder.content_seed(&self.keys.derive);
+        let pack = std::mem::take(&mut self.builder).finish(seed);
         let shards = erasure::encode(&pack.id, &pack.bytes, self.k, self.n)?;
         self.tx.blocking_send(ReadyPack { pack, shards }).map_err(|_| anyhow!("the upload stopped"))?;
         Ok(())
@@ -618,7 +626,8 @@ impl Engine {
         }
         let catalog_on = self.replicate(&catalog, &keys).await;
         info!(snapshot = %id, files = scanned.stats.files, new_bytes = scanned.stats.new_bytes, packs, "backup run done");
-        Ok(RunReport { snapshot: id, stats: scanned.stats, k, n, catalog_on, packs })
+        let sent_bytes = self.progress.lock().map(|p| p.sent).unwrap_or(0);
+        Ok(RunReport { snapshot: id, stats: scanned.stats, k, n, catalog_on, packs, sent_bytes })
     }
 
     /// Uploads a pack's shards to the `n` least-loaded friends.
@@ -637,24 +646,15 @@ impl Engine {
     async fn upload_pack(&self, ready: &ReadyPack, targets: &[PeerId], k: usize, n: usize) -> Result<PackRecord> {
         let uploads = ready.shards.iter().zip(targets).map(|(shard, peer)| {
             let id = ShardId::of(shard);
-            async move {
-                self.rpc
-                    .upload(*peer, shard, |offset, total, data| BackupRequest::PutShard {
-                        shard: id,
-                        offset,
-                        total,
-                        data,
-                    })
-                    .await
-                    .map(|_| (*peer, id, shard.len() as u64))
-            }
+            async move { self.rpc.put_shard(*peer, id, shard).await.map(|sent| (*peer, id, shard.len() as u64, sent)) }
         });
         let results = futures::future::join_all(uploads).await;
         let mut shards = Vec::new();
         for (i, r) in results.into_iter().enumerate() {
-            let (peer, id, len) = r?;
+            let (peer, id, len, sent) = r?;
             if let Ok(mut p) = self.progress.lock() {
                 p.uploaded += len;
+                p.sent += sent;
             }
             shards.push(ShardPlace {
                 index: i as u8,
@@ -928,29 +928,15 @@ impl Engine {
                 by_host.entry(s.host.clone()).or_default().push(s.id);
             }
         }
+        // Recorded before the catalog forgets them: a host away now, or a
+        // crash before its answer, gets the delete when it is back.
+        for (host, shards) in &by_host {
+            bstore::add_pending_deletes(&self.store, host, shards)?;
+        }
         catalog.generation += 1;
         bstore::set_catalog(&self.store, &catalog)?;
-        let mut freed = 0u64;
-        let mut pending = Vec::new();
-        for (host, shards) in by_host {
-            let Ok(peer) = PeerId::from_bytes(&host) else { continue };
-            let bytes: u64 = dead.iter().flat_map(|(_, r)| &r.shards).filter(|s| s.host == host).map(|s| s.len).sum();
-            match self.rpc.call(peer, vec![], BackupRequest::Delete { shards }).await {
-                Ok(BackupResponse::Deleted { freed: f, .. }) => {
-                    freed += f;
-                    bstore::update_friend(&self.store, &host, |r| {
-                        r.map(|mut r| {
-                            r.stored = r.stored.saturating_sub(bytes);
-                            r
-                        })
-                    })?;
-                }
-                other => {
-                    warn!(%peer, "cannot delete pruned shards now: {other:?}");
-                    pending.push(peer_name(&self.store, &host));
-                }
-            }
-        }
+        let online = self.rpc.online().await;
+        let (freed, pending) = self.send_pending_deletes(&online).await?;
         let keys = bstore::root(&self.store)?.keys();
         self.replicate(&catalog, &keys).await;
         info!(removed, packs = dead.len(), freed, "backup forget and prune done");
@@ -962,6 +948,66 @@ impl Engine {
             "freed_bytes": freed,
             "friends_unreachable": pending,
         }))
+    }
+}
+
+impl Engine {
+    /// Sends the deletes still pending (see `forget`) to those of their
+    /// hosts that are online; returns the bytes freed and the names of the
+    /// hosts that still have some pending.
+    async fn send_pending_deletes(&self, online: &BTreeSet<PeerId>) -> Result<(u64, Vec<String>)> {
+        let mut freed = 0u64;
+        let mut still = Vec::new();
+        // Packs are derived from content: a later run may have placed a
+        // pruned shard again, which must then stay.
+        let catalog = bstore::catalog(&self.store)?;
+        let live: BTreeSet<ShardId> = catalog.packs.values().flat_map(|r| r.shards.iter().map(|s| s.id)).collect();
+        for (host, pending) in bstore::pending_deletes(&self.store)? {
+            let Ok(peer) = PeerId::from_bytes(&host) else { continue };
+            let (placed, shards): (Vec<ShardId>, Vec<ShardId>) = pending.into_iter().partition(|s| live.contains(s));
+            bstore::clear_pending_deletes(&self.store, &host, &placed)?;
+            if shards.is_empty() {
+                continue;
+            }
+            if !online.contains(&peer) {
+                still.push(peer_name(&self.store, &host));
+                continue;
+            }
+            match self.rpc.call(peer, vec![], BackupRequest::Delete { shards: shards.clone() }).await {
+                Ok(BackupResponse::Deleted { freed: f, count }) => {
+                    freed += f;
+                    bstore::clear_pending_deletes(&self.store, &host, &shards)?;
+                    bstore::update_friend(&self.store, &host, |r| {
+                        r.map(|mut r| {
+                            r.stored = r.stored.saturating_sub(f);
+                            r
+                        })
+                    })?;
+                    info!(%peer, count, freed = f, "pruned shards deleted from {}", peer_name(&self.store, &host));
+                }
+                other => {
+                    warn!(%peer, "cannot delete pruned shards now, kept for later: {other:?}");
+                    still.push(peer_name(&self.store, &host));
+                }
+            }
+        }
+        Ok((freed, still))
+    }
+
+    /// Deletes, from the friends that came back, the shards `forget` pruned
+    /// while they were away. Skipped while a run, audit or forget is busy
+    /// (the next call does it). Returns the bytes freed.
+    pub async fn retry_pending_deletes(&self) -> Result<u64> {
+        let Ok(_busy) = self.busy.try_lock() else { return Ok(0) };
+        let pending = bstore::pending_deletes(&self.store)?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let online = self.rpc.online().await;
+        if !pending.iter().any(|(h, _)| PeerId::from_bytes(h).is_ok_and(|p| online.contains(&p))) {
+            return Ok(0);
+        }
+        Ok(self.send_pending_deletes(&online).await?.0)
     }
 }
 

@@ -62,8 +62,7 @@ const PACKS_IN_FLIGHT: usize = 1;
 
 /// Fetches one whole shard and checks it against its id.
 async fn fetch_shard(rpc: &Rpc, peer: PeerId, addrs: Vec<Multiaddr>, id: ShardId, len: u64) -> Result<Vec<u8>> {
-    let bytes =
-        rpc.download(peer, &addrs, len, |offset, l| BackupRequest::GetShard { shard: id, offset, len: l }).await?;
+    let bytes = rpc.get_shard(peer, &addrs, id, len).await?;
     if ShardId::of(&bytes) != id {
         bail!("{peer} returned a corrupted shard {} (it does not hash to its id)", id.hex());
     }
@@ -315,9 +314,22 @@ pub async fn fetch_catalog(rpc: &Rpc, keys: &Keys, peers: &[(PeerId, Vec<Multiad
     }
 }
 
-/// Serves `RpcMsg`s on a temporary swarm (the fresh-restore driver).
-async fn drive(mut swarm: libp2p::Swarm<crate::net::Behaviour>, mut rx: tokio::sync::mpsc::Receiver<RpcMsg>) {
+/// Serves `RpcMsg`s on a temporary swarm (the fresh-restore driver), with
+/// a dial-only direct endpoint for `/hearth/backup/2` when one could be made.
+async fn drive(
+    mut swarm: libp2p::Swarm<crate::net::Behaviour>,
+    mut rx: tokio::sync::mpsc::Receiver<RpcMsg>,
+    keypair: libp2p::identity::Keypair,
+) {
     let mut calls: BTreeMap<OutboundRequestId, oneshot::Sender<Result<BackupResponse, String>>> = BTreeMap::new();
+    let direct = match crate::net::direct::Direct::client_only(&keypair) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            warn!("no direct connections for the restore ({e:#}); shards come over the swarm");
+            None
+        }
+    };
+    let mut ips: BTreeMap<PeerId, std::net::IpAddr> = BTreeMap::new();
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
@@ -332,8 +344,21 @@ async fn drive(mut swarm: libp2p::Swarm<crate::net::Behaviour>, mut rx: tokio::s
                     let id = swarm.behaviour_mut().backup.send_request(&peer, Wire::Msg(request));
                     calls.insert(id, reply);
                 }
+                Some(RpcMsg::DirectTarget { peer, reply }) => {
+                    let target = direct.clone().zip(ips.get(&peer).copied()).map(|(d, ip)| (d, ip, None));
+                    let _ = reply.send(target);
+                }
             },
             event = swarm.select_next_some() => {
+                if let SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } = &event {
+                    let ip = endpoint.get_remote_address().iter().find_map(|p| match p {
+                        libp2p::multiaddr::Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+                        _ => None,
+                    });
+                    if let Some(ip) = ip {
+                        ips.insert(*peer_id, ip);
+                    }
+                }
                 if let SwarmEvent::Behaviour(BehaviourEvent::Backup(e)) = event {
                     match e {
                         request_response::Event::Message { message: request_response::Message::Response { request_id, response }, .. } => {
@@ -396,9 +421,9 @@ async fn unwrap_with_passphrase(
         .await
         .map_err(|e| anyhow!("{e}"))??;
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(seed).map_err(|e| anyhow!("{e}"))?;
-    let swarm = crate::net::build_swarm(keypair, false)?;
+    let swarm = crate::net::build_swarm(keypair.clone(), false)?;
     let (rpc, rx) = Rpc::channel();
-    let driver = tokio::spawn(drive(swarm, rx));
+    let driver = tokio::spawn(drive(swarm, rx, keypair));
     let mut errors = Vec::new();
     let mut root = None;
     for (peer, addrs) in peers {
@@ -471,9 +496,9 @@ pub async fn restore_fresh_with_progress(
     };
     let keypair = restore_keypair(&root)?;
     info!(restore_peer = %keypair.public().to_peer_id(), "restoring from {} friend(s)", peers.len());
-    let swarm = crate::net::build_swarm(keypair, false)?;
+    let swarm = crate::net::build_swarm(keypair.clone(), false)?;
     let (rpc, rx) = Rpc::channel();
-    let driver = tokio::spawn(drive(swarm, rx));
+    let driver = tokio::spawn(drive(swarm, rx, keypair));
     let keys = root.keys();
     let result = async {
         let catalog = fetch_catalog(&rpc, &keys, &peers).await?;

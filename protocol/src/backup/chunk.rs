@@ -66,7 +66,23 @@ pub fn cut(data: &[u8]) -> Vec<(usize, usize)> {
     fastcdc::v2020::FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|c| (c.offset, c.length)).collect()
 }
 
-/// Compresses and seals `plain` (whose id is `id`) with a random `nonce`.
+/// The nonce of chunk `id`: the first 24 bytes of
+/// `BLAKE3-keyed(derive_key, "chunk" || id)`. Deterministic, so that a
+/// re-run seals a chunk to the same bytes (and rebuilds the same packs,
+/// which hosts may already hold). A nonce repeats only for the same id,
+/// hence the same plaintext: the ciphertext then repeats too, which tells
+/// nobody anything the keyed id would not.
+pub fn nonce_for(keys: &Keys, id: &ChunkId) -> [u8; NONCE_LEN] {
+    let mut h = blake3::Hasher::new_keyed(&keys.derive);
+    h.update(b"chunk");
+    h.update(&id.0);
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&h.finalize().as_bytes()[..NONCE_LEN]);
+    nonce
+}
+
+/// Compresses and seals `plain` (whose id is `id`) with `nonce` (see
+/// [`nonce_for`]).
 pub fn seal(keys: &Keys, id: &ChunkId, plain: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
     // zstd on an in-memory buffer only fails on allocation failure; keep
     // the plaintext size bound anyway by falling back to level 1.
