@@ -154,6 +154,8 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     assert_eq!(split["given_to"].as_array().map(|a| a.len()), Some(3), "{split}");
     let owner_peer = owner.peer_id()?;
     let from = vec![friend_addr(&f1).await?];
+    // The form: a friend's invitation token instead of its address.
+    let token_of_ann = [f1.client()?.invite(None).await?.token];
 
     // Disaster: the owner's home and files are gone, one friend is away.
     owner.stop().await?;
@@ -162,12 +164,24 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     std::fs::remove_dir_all(&shared)?;
     f3.stop().await?;
 
+    // A fresh machine: `hearth init`, then the restore replaces that new,
+    // unknown identity with the old one.
     let fresh_dir = tempfile::tempdir()?;
     let fresh = Home::new(fresh_dir.path().join("home"));
+    fresh.init(Some("owner"))?;
+    let new_identity = std::fs::read(fresh.path("identity.key"))?;
+    let listing = |home: &Home| -> Result<Vec<String>> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(home.root())?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        Ok(names)
+    };
+    let before = listing(&fresh)?;
     let wrong = RootSecret([9; 32]).recovery_key();
-    let err = restore_fresh(&fresh, Secret::Key(wrong), &from, None).await.expect_err("wrong key");
+    let err = restore_fresh(&fresh, Secret::Key(wrong), &token_of_ann, None).await.expect_err("wrong key");
     assert!(err.to_string().contains("recovery key"), "{err:#}");
-    assert!(!fresh.root().exists() || std::fs::read_dir(fresh.root())?.next().is_none(), "a wrong key writes nothing");
+    assert_eq!(listing(&fresh)?, before, "a wrong key writes nothing");
+    assert_eq!(std::fs::read(fresh.path("identity.key"))?, new_identity, "a wrong key writes nothing");
     assert!(!data.exists(), "a wrong key writes nothing");
     let mut typo = key.clone().into_bytes();
     typo[3] = if typo[3] == b'A' { b'B' } else { b'A' };
@@ -178,7 +192,7 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
 
     // What the progress bar is fed: from 0 to every byte, never backwards.
     let seen = std::sync::Mutex::new(Vec::new());
-    let report = restore_fresh_with_progress(&fresh, Secret::Key(key.clone()), &from, None, &|done, total| {
+    let report = restore_fresh_with_progress(&fresh, Secret::Key(key.clone()), &token_of_ann, None, &|done, total| {
         seen.lock().expect("lock").push((done, total));
     })
     .await?;
@@ -190,6 +204,9 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     for (rel, bytes) in &files {
         assert!(&std::fs::read(data.join(rel))? == bytes, "{} restored byte for byte", rel.display());
     }
+    assert_ne!(std::fs::read(fresh.path("identity.key"))?, new_identity, "the old identity replaced the new one");
+    let err = restore_fresh(&fresh, Secret::Key(key.clone()), &from, None).await.expect_err("a home in use");
+    assert!(err.to_string().contains("already holds a node in use"), "{err:#}");
     // Social recovery: two of the three friends hand their shares back.
     let mut shares = Vec::new();
     for f in [&f1, &f2] {

@@ -169,21 +169,66 @@ struct Packer<'a> {
     n: usize,
     tx: &'a tokio::sync::mpsc::Sender<ReadyPack>,
     stats: SnapshotStats,
+    /// The read buffer, reused.
+    window: Vec<u8>,
 }
 
+/// Reads into `buf` until it holds `window` bytes or the file ends
+/// (returns whether it ended).
+fn fill(file: &mut std::fs::File, buf: &mut Vec<u8>, window: usize) -> std::io::Result<bool> {
+    use std::io::Read;
+    let want = window.saturating_sub(buf.len());
+    // `read_to_end` of a `take` reads until the window is full or the file
+    // ends, growing into the buffer's kept capacity without zeroing ahead.
+    file.take(want as u64).read_to_end(buf)?;
+    Ok(buf.len() < window)
+}
+
+/// Bytes of a file read at once: FastCDC cuts within this window, whose
+/// buffer is kept from file to file.
+const WINDOW: usize = 16 * 1024 * 1024;
+
 impl Packer<'_> {
-    fn chunk(&mut self, data: &[u8]) -> Result<(ChunkId, u32)> {
-        let id = chunk::chunk_id(self.keys, data);
-        if self.known.insert(id) {
-            let sealed = chunk::seal(self.keys, &id, data, chunk::nonce_for(self.keys, &id));
-            self.stats.new_bytes += data.len() as u64;
+    /// Ids of `cuts` of `data`; the new chunks are sealed, two at a time
+    /// (zstd and the cipher are most of a run's CPU), and packed in order,
+    /// so that packs are the same as if sealed one by one.
+    fn chunks(&mut self, data: &[u8], cuts: &[(usize, usize)]) -> Result<Vec<(ChunkId, u32)>> {
+        let ids: Vec<(ChunkId, u32)> =
+            cuts.iter().map(|(o, l)| (chunk::chunk_id(self.keys, &data[*o..o + l]), *l as u32)).collect();
+        let fresh: Vec<(usize, ChunkId)> =
+            ids.iter().enumerate().filter(|(_, (id, _))| self.known.insert(*id)).map(|(i, (id, _))| (i, *id)).collect();
+        let keys = self.keys;
+        let seal = |part: &[(usize, ChunkId)]| -> Vec<Vec<u8>> {
+            part.iter()
+                .map(|(i, id)| {
+                    let (o, l) = cuts[*i];
+                    chunk::seal(keys, id, &data[o..o + l], chunk::nonce_for(keys, id))
+                })
+                .collect()
+        };
+        let sealed: Vec<Vec<u8>> = if fresh.len() < 2 {
+            seal(&fresh)
+        } else {
+            let (a, b) = fresh.split_at(fresh.len() / 2);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| seal(b));
+                let mut first = seal(a);
+                first.extend(other.join().unwrap_or_default());
+                first
+            })
+        };
+        if sealed.len() != fresh.len() {
+            bail!("sealing chunks failed");
+        }
+        for ((i, id), sealed) in fresh.iter().zip(sealed) {
+            self.stats.new_bytes += cuts[*i].1 as u64;
             self.stats.stored_bytes += sealed.len() as u64;
-            self.builder.add(id, sealed);
+            self.builder.add(*id, sealed);
             if self.builder.full() {
                 self.flush()?;
             }
         }
-        Ok((id, data.len() as u32))
+        Ok(ids)
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -197,24 +242,50 @@ impl Packer<'_> {
         Ok(())
     }
 
+    /// Cuts a file as FastCDC's streaming form would (a cut is made only
+    /// with `MAX_CHUNK` bytes ahead of its chunk's start, or at the end of
+    /// the file), reading it a window at a time into a reused buffer.
     fn file(&mut self, path: &Path) -> Result<Vec<(ChunkId, u32)>> {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut ids = Vec::new();
-        let cdc = fastcdc::v2020::StreamCDC::new(
-            std::io::BufReader::with_capacity(1 << 20, file),
-            chunk::MIN_CHUNK,
-            chunk::AVG_CHUNK,
-            chunk::MAX_CHUNK,
-        );
-        for c in cdc {
-            let c = c.map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-            ids.push(self.chunk(&c.data)?);
-        }
-        Ok(ids)
+        let mut buf = std::mem::take(&mut self.window);
+        buf.clear();
+        let mut eof = false;
+        let result = loop {
+            if !eof {
+                match fill(&mut file, &mut buf, WINDOW) {
+                    Ok(end) => eof = end,
+                    Err(e) => break Err(anyhow!("cannot read {}: {e}", path.display())),
+                }
+            }
+            if buf.is_empty() {
+                break Ok(());
+            }
+            let cuts: Vec<(usize, usize)> =
+                fastcdc::v2020::FastCDC::new(&buf, chunk::MIN_CHUNK, chunk::AVG_CHUNK, chunk::MAX_CHUNK)
+                    .map(|c| (c.offset, c.length))
+                    .take_while(|(o, _)| eof || o + chunk::MAX_CHUNK <= buf.len())
+                    .collect();
+            if cuts.is_empty() {
+                break Err(anyhow!("cannot read {}: the file changed while read", path.display()));
+            }
+            let consumed = cuts.last().map(|(o, l)| o + l).unwrap_or(0);
+            match self.chunks(&buf, &cuts) {
+                Ok(mut got) => ids.append(&mut got),
+                Err(e) => break Err(e),
+            }
+            buf.drain(..consumed);
+            if eof && buf.is_empty() {
+                break Ok(());
+            }
+        };
+        self.window = buf;
+        result.map(|()| ids)
     }
 
     fn bytes(&mut self, data: &[u8]) -> Result<Vec<(ChunkId, u32)>> {
-        chunk::cut(data).into_iter().map(|(o, l)| self.chunk(&data[o..o + l])).collect()
+        let cuts = chunk::cut(data);
+        self.chunks(data, &cuts)
     }
 }
 
@@ -495,6 +566,7 @@ impl Engine {
                 n,
                 tx: &tx,
                 stats: SnapshotStats::default(),
+                window: Vec::with_capacity(WINDOW),
             };
             let mut files = Vec::new();
             let mut cache = Vec::new();

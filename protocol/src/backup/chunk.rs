@@ -9,7 +9,7 @@
 //! binding the id as associated data means a chunk moved to another index
 //! entry fails to open.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
@@ -89,10 +89,19 @@ pub fn seal(keys: &Keys, id: &ChunkId, plain: &[u8], nonce: [u8; NONCE_LEN]) -> 
     let body = zstd::bulk::compress(plain, ZSTD_LEVEL).unwrap_or_else(|_| plain.to_vec());
     let mut out = Vec::with_capacity(NONCE_LEN + body.len() + 16);
     out.extend_from_slice(&nonce);
-    let sealed = XChaCha20Poly1305::new(&keys.pack.into())
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: &body, aad: &id.0 })
-        .unwrap_or_default();
-    out.extend_from_slice(&sealed);
+    out.extend_from_slice(&body);
+    drop(body);
+    // In place: one buffer per sealed chunk. Encryption of an in-memory
+    // buffer cannot fail below XChaCha20's 256 GiB message limit.
+    match XChaCha20Poly1305::new(&keys.pack.into()).encrypt_in_place_detached(
+        XNonce::from_slice(&nonce),
+        &id.0,
+        &mut out[NONCE_LEN..],
+    ) {
+        Ok(tag) => out.extend_from_slice(&tag),
+        // Never a plaintext body: a nonce alone fails to open.
+        Err(_) => out.truncate(NONCE_LEN),
+    }
     out
 }
 
