@@ -211,7 +211,15 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     let mut shares = Vec::new();
     for f in [&f1, &f2] {
         let v = backup(f, BackupOp::HostedShare { owner: "owner".into() }).await?;
-        shares.push(v["share"].as_str().unwrap_or_default().to_owned());
+        let text = v["share"].as_str().unwrap_or_default().to_owned();
+        // Kept sealed to the friend's key: the file alone reveals nothing.
+        let mut held = Vec::new();
+        all_bytes(&f.root(), &mut held);
+        let stored: Vec<&Vec<u8>> =
+            held.iter().filter(|(p, _)| p.ends_with("recovery-share")).map(|(_, b)| b).collect();
+        assert_eq!(stored.len(), 1, "{} keeps one share", f.name);
+        assert!(!contains(stored[0], text.as_bytes()) && !contains(stored[0], &text.as_bytes()[..8]), "sealed");
+        shares.push(text);
     }
     let err =
         restore_fresh(&Home::new(fresh_dir.path().join("one")), Secret::Shares(shares[..1].to_vec()), &from, None)

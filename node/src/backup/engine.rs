@@ -815,8 +815,16 @@ impl Engine {
         let shares = super::social::split(&root, threshold, contacts.len() as u8)?;
         let mut given = Vec::new();
         for ((peer, name), text) in peers.iter().zip(shares) {
+            // Sealed to the friend's own key: its host's disk alone reveals nothing.
+            let sealed = hearth_protocol::backup::sealed_share::seal(
+                &super::social::ed25519_of(peer)?,
+                text.as_bytes(),
+                rand::random(),
+                rand::random(),
+            )
+            .map_err(|e| anyhow!("cannot seal {name}'s share: {e}"))?;
             self.rpc
-                .upload(*peer, text.as_bytes(), |offset, total, data| BackupRequest::MetaPut {
+                .upload(*peer, &sealed, |offset, total, data| BackupRequest::MetaPut {
                     name: super::social::SHARE_OBJECT.into(),
                     offset,
                     total,
@@ -840,7 +848,18 @@ impl Engine {
             .join(hex::encode(peer.to_bytes()))
             .join("meta")
             .join(super::social::SHARE_OBJECT);
-        let text = std::fs::read_to_string(&path).map_err(|_| anyhow!("{name} gave you no recovery share"))?;
+        let bytes = std::fs::read(&path).map_err(|_| anyhow!("{name} gave you no recovery share"))?;
+        let text = if hearth_protocol::backup::sealed_share::is_sealed(&bytes) {
+            let key = self.home.identity()?;
+            let ed = key.try_into_ed25519().map_err(|_| anyhow!("this node's identity is not an ed25519 key"))?;
+            let seed: [u8; 32] =
+                ed.secret().as_ref().try_into().map_err(|_| anyhow!("this node's identity key is malformed"))?;
+            hearth_protocol::backup::sealed_share::open(&seed, &ed.public().to_bytes(), &bytes)
+                .map_err(|e| anyhow!("{name}'s recovery share: {e}"))?
+        } else {
+            bytes // an older share, stored in clear
+        };
+        let text = String::from_utf8(text).map_err(|_| anyhow!("{name}'s recovery share is not text"))?;
         Ok(serde_json::json!({ "owner": name, "share": text }))
     }
 
