@@ -465,3 +465,63 @@ async fn a_passphrase_replaces_a_lost_recovery_key() -> Result<()> {
     assert_eq!(restored.peer_id()?, owner_peer);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_resumes_without_sending_everything_again() -> Result<()> {
+    let mut owner = TestNode::start_new("owner").await?;
+    let f1 = TestNode::start_new("ann").await?;
+    let f2 = TestNode::start_new("ben").await?;
+    let f3 = TestNode::start_new("cat").await?;
+    setup(&owner, &[&f1, &f2, &f3], 1 << 30).await?;
+    let data_dir = tempfile::tempdir()?;
+    let data = data_dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    // Incompressible, several 16 MiB packs.
+    let mut files = Vec::new();
+    for i in 0..4u64 {
+        let rel = PathBuf::from(format!("video-{i}.raw"));
+        let bytes = hearth_tests::noise_bytes(20 << 20, 100 + i);
+        std::fs::write(data.join(&rel), &bytes)?;
+        files.push((rel, bytes));
+    }
+    backup(&owner, BackupOp::Add { path: data.to_string_lossy().into_owned() }).await?;
+
+    // The node stops while the run uploads: some shards are placed.
+    let client = owner.client()?;
+    let run = tokio::spawn(async move { client.backup(&BackupOp::Run).await });
+    eventually(Duration::from_secs(60), "the first shards to be placed", || async {
+        Ok(backup(&owner, BackupOp::Progress).await?["uploaded"].as_u64() > Some(0))
+    })
+    .await?;
+    owner.stop().await?;
+    assert!(run.await?.is_err(), "the run was interrupted (it did not finish before the stop)");
+
+    owner.start().await?;
+    for f in [&f1, &f2, &f3] {
+        owner.wait_online(&f.name, ONLINE).await?;
+    }
+    let second = backup(&owner, BackupOp::Run).await?;
+    let friends = backup(&owner, BackupOp::Friends).await?;
+    let placed: u64 = friends
+        .as_array()
+        .ok_or_else(|| anyhow!("friends"))?
+        .iter()
+        .filter_map(|f| f["holds_for_me_bytes"].as_u64())
+        .sum();
+    let sent = second["sent_bytes"].as_u64().unwrap_or(u64::MAX);
+    eprintln!("after the interruption the second run sent {sent} of the {placed} shard bytes placed");
+    assert!(placed > 80 << 20, "all shards are placed: {friends}");
+    assert!(
+        sent < placed,
+        "the second run sent {sent} bytes of the {placed} placed: what was stored is not sent again"
+    );
+
+    let target = data_dir.path().join("restored");
+    let to = target.to_string_lossy().into_owned();
+    backup(&owner, BackupOp::Restore { snapshot: None, path: None, to }).await?;
+    for (rel, bytes) in &files {
+        let at = target.join(data.strip_prefix("/")?).join(rel);
+        assert!(&std::fs::read(&at)? == bytes, "{} restored byte for byte", at.display());
+    }
+    Ok(())
+}
