@@ -486,3 +486,91 @@ fn read_range(path: &Path, offset: u64, len: u32) -> anyhow::Result<BackupRespon
     file.take(len as u64).read_to_end(&mut data)?;
     Ok(BackupResponse::Data { total, data })
 }
+
+#[cfg(test)]
+mod tests {
+    //! `/hearth/backup/1` requests that must be refused: at the codec (cut,
+    //! oversized, garbage frames become `Wire::Bad`, answered `bad_request`
+    //! by the event loop) and at the host (strangers, another owner's
+    //! shards, pieces out of order or too large), nothing stored changing.
+    use super::*;
+    use crate::net::codec::{FrameCodec, Wire};
+    use crate::store::{ContactRecord, Origin};
+    use hearth_protocol::backup::wire::MAX_MESSAGE;
+    use libp2p::request_response::Codec;
+
+    fn contact(name: &str) -> ContactRecord {
+        ContactRecord {
+            name: name.into(),
+            their_name: name.into(),
+            origin: Origin::Joined,
+            added_at: 1,
+            last_seen: None,
+            addrs: vec![],
+        }
+    }
+
+    async fn read(bytes: Vec<u8>) -> Wire<BackupRequest> {
+        let mut codec = FrameCodec::<BackupRequest, BackupResponse>::new(MAX_MESSAGE);
+        let protocol = libp2p::StreamProtocol::new(hearth_protocol::backup::wire::PROTOCOL);
+        let mut io = futures::io::Cursor::new(bytes);
+        codec.read_request(&protocol, &mut io).await.expect("a frame, good or bad")
+    }
+
+    #[tokio::test]
+    async fn bad_frames_are_refused_at_the_codec() {
+        assert!(matches!(read(vec![0, 0, 0, 10, 1, 2]).await, Wire::Bad(_)), "cut");
+        assert!(matches!(read(vec![0, 0]).await, Wire::Bad(_)), "cut prefix");
+        assert!(matches!(read([(64u32 << 20).to_be_bytes().to_vec(), vec![0; 8]].concat()).await, Wire::Bad(_)));
+        assert!(matches!(read(vec![0, 0, 0, 3, 0xff, 0xff, 0xff]).await, Wire::Bad(_)), "garbage CBOR");
+        let list = hearth_protocol::frame::encode(&BackupRequest::List, MAX_MESSAGE).expect("frame");
+        assert_eq!(read(list).await, Wire::Msg(BackupRequest::List));
+    }
+
+    #[test]
+    fn strangers_and_other_owners_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("db.redb")).expect("store"));
+        let host = Host::new(store.clone(), dir.path().join("hosted"));
+        let (owner, eve, stranger) = (b"owner-peer".to_vec(), b"eve-peer".to_vec(), b"stranger".to_vec());
+        for (peer, name) in [(&owner, "owner"), (&eve, "eve")] {
+            store.add_contact(peer, contact(name)).expect("contact");
+            bstore::update_hosting(&store, peer, |_| {
+                Some(HostingRecord {
+                    agreement: Agreement::Accepted { quota: 1 << 20 },
+                    restore_peer: vec![],
+                    passphrase_peer: None,
+                    used: 0,
+                    since: 0,
+                    last_contact: None,
+                })
+            })
+            .expect("agreement");
+        }
+        let data = b"a shard of the owner".to_vec();
+        let shard = ShardId::of(&data);
+        let put = |offset: u64, data: Vec<u8>| BackupRequest::PutShard { shard, offset, total: 20, data };
+        assert_eq!(host.answer(&owner, put(0, data.clone()), 1), BackupResponse::Stored { have: 20 });
+        let code = |r: BackupResponse| match r {
+            BackupResponse::Refused { code, .. } => Some(code),
+            _ => None,
+        };
+        let get = BackupRequest::GetShard { shard, offset: 0, len: 20 };
+        assert_eq!(code(host.answer(&stranger, get.clone(), 1)), Some(Refusal::NotAFriend));
+        assert_eq!(code(host.answer(&eve, get.clone(), 1)), Some(Refusal::NotFound), "namespaced by owner");
+        assert_eq!(code(host.answer(&eve, BackupRequest::Delete { shards: vec![shard] }, 1)), None);
+        assert_eq!(host.answer(&owner, get.clone(), 1), BackupResponse::Data { total: 20, data: data.clone() });
+        // Pieces out of order, too large, or beyond the total.
+        let other = ShardId([3; 32]);
+        let piece =
+            |offset: u64, len: usize| BackupRequest::PutShard { shard: other, offset, total: 10, data: vec![1; len] };
+        assert_eq!(code(host.answer(&owner, piece(4, 2), 1)), Some(Refusal::BadRequest));
+        assert_eq!(code(host.answer(&owner, piece(0, 11), 1)), Some(Refusal::BadRequest));
+        let big = BackupRequest::PutShard { shard: other, offset: 0, total: 1 << 30, data: vec![0; MAX_PIECE + 1] };
+        assert_eq!(code(host.answer(&owner, big, 1)), Some(Refusal::BadRequest));
+        let bad_range = BackupRequest::GetShard { shard, offset: 0, len: MAX_PIECE as u32 + 1 };
+        assert_eq!(code(host.answer(&owner, bad_range, 1)), Some(Refusal::BadRequest));
+        // Nothing stored changed: eve's delete reached her own space only.
+        assert_eq!(host.answer(&owner, get, 1), BackupResponse::Data { total: 20, data });
+    }
+}
