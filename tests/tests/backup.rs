@@ -525,3 +525,46 @@ async fn an_interrupted_run_resumes_without_sending_everything_again() -> Result
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_pruned_while_a_friend_is_away_are_deleted_when_it_is_back() -> Result<()> {
+    let owner = TestNode::start_new("owner").await?;
+    let ann = TestNode::start_new("ann").await?;
+    let mut ben = TestNode::start_new("ben").await?;
+    setup(&owner, &[&ann, &ben], 100 << 20).await?;
+    let data_dir = tempfile::tempdir()?;
+    let data = data_dir.path().join("data");
+    write_data(&data)?;
+    backup(&owner, BackupOp::Add { path: data.to_string_lossy().into_owned() }).await?;
+    backup(&owner, BackupOp::Run).await?;
+    std::fs::write(data.join("photos/holiday.raw"), hearth_tests::noise_bytes(3_000_000, 98))?;
+    backup(&owner, BackupOp::Run).await?;
+    let used = |v: serde_json::Value| v[0]["used"].as_u64().unwrap_or(0);
+    let before = used(backup(&ben, BackupOp::Hosting).await?);
+
+    ben.stop().await?;
+    eventually(ONLINE, "the owner to see ben leave", || async {
+        Ok(owner.contact("ben").await?.is_some_and(|c| !c.online))
+    })
+    .await?;
+    let forgot = backup(
+        &owner,
+        BackupOp::Forget(hearth_node::backup::engine::KeepPolicy { keep_last: Some(1), ..Default::default() }),
+    )
+    .await?;
+    assert_eq!(forgot["friends_unreachable"], serde_json::json!(["ben"]), "{forgot}");
+
+    // Ben comes back: the deletes recorded for him are sent, once.
+    ben.start().await?;
+    owner.wait_online("ben", ONLINE).await?;
+    eventually(Duration::from_secs(30), "ben to free the pruned shards", || async {
+        Ok(used(backup(&ben, BackupOp::Hosting).await?) + 2_000_000 < before)
+    })
+    .await?;
+    assert!(
+        !hearth_tests::log_lines_with(&["pruned shards deleted from", "ben"]).is_empty()
+            || !hearth_tests::log_lines_with(&["pruned shards deleted from friends that came back"]).is_empty(),
+        "the delete is logged"
+    );
+    Ok(())
+}
