@@ -17,7 +17,7 @@ What it measures:
 2. incremental backup after changing ~1 % of the bytes (1 MiB rewritten in
    every large file, 1 % of the small files appended to);
 3. restore of the latest snapshot into an empty directory: Hearth as a fresh
-   install (`hearth backup restore --key KEY --from FRIEND` into a new home)
+   install (`hearth init`, then `hearth restore --recovery-key KEY --from FRIEND`)
    with one of the three friends stopped, restic with `restic restore`;
    both restores are checked file by file (SHA-256) against the source.
 
@@ -262,10 +262,11 @@ def main() -> int:
         owner.stop()
         friends[2].stop()  # one friend away during the restore
         fresh = Hearth(args.hearth, work / "fresh", "owner")
+        fresh.cli("init", "--name", "owner")  # a fresh machine: `hearth init`, then `hearth restore`
         target = work / "hearth-restored"
         log("restore: hearth (fresh install, one friend offline)")
-        t, _ = timed(lambda: fresh.cli("backup", "restore", "--key", key, "--from", from_addr, "--to", str(target),
-                                       timeout=3600))
+        t, _ = timed(lambda: fresh.cli("restore", "--recovery-key", key, "--from", from_addr, "--to", str(target),
+                                       "--json", timeout=3600))
         res["hearth_restore_s"] = round(t, 2)
         log(f"  {t:.1f} s")
         rtarget = work / "restic-restored"

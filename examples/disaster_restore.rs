@@ -4,9 +4,10 @@
 //! Alice asks Bob, Carol and Dan to host her backup; each accepts with a
 //! quota. She backs up a folder (chunked, encrypted, erasure-coded 2-of-3,
 //! one shard per friend) and notes her recovery key. Then her server dies:
-//! her home and her files are deleted, and Dan is away. On a fresh home,
-//! the recovery key and Bob's address alone bring back her files and her
-//! whole node (identity, contacts). Every step is printed.
+//! her home and her files are deleted, and Dan is away. On a fresh machine
+//! (`hearth init`), the recovery key and an invitation token Bob prints
+//! (what `hearth restore --recovery-key KEY --from TOKEN` does) bring back
+//! her files and her whole node (identity, contacts). Every step is printed.
 //!
 //! ```text
 //! cargo run -p hearth-examples --example disaster_restore
@@ -62,12 +63,8 @@ async fn main() -> Result<()> {
     println!("{}", status["restorable_line"].as_str().unwrap_or_default());
     let key = alice_api.backup(&BackupOp::RecoveryKey).await?["recovery_key"].as_str().unwrap_or_default().to_owned();
     println!("recovery key (on paper): {key}");
-    let bob_status = friends[0].1.status().await?;
-    let bob_addr = format!(
-        "{}/p2p/{}",
-        bob_status.listen_addrs.iter().find(|a| a.contains("quic")).cloned().unwrap_or_default(),
-        bob_status.peer_id
-    );
+    // Bob hands Alice a token later, by phone or mail: it says where he is.
+    let bob_token = friends[0].1.invite(None).await?.token;
 
     println!("disaster: alice's server dies (home and files deleted); dan is away");
     alice.stop().await?;
@@ -77,7 +74,8 @@ async fn main() -> Result<()> {
     dan.stop().await?;
 
     let fresh = Home::new(dir.path().join("alice-new-server"));
-    let report = restore_fresh(&fresh, Secret::Key(key), &[bob_addr], None).await?;
+    fresh.init(Some("alice"))?; // hearth init
+    let report = restore_fresh(&fresh, Secret::Key(key), &[bob_token], None).await?; // hearth restore
     println!("restored {} files ({} bytes) from bob and carol", report.files, report.bytes);
     ensure!(std::fs::read_to_string(photos.join("wedding.txt"))? == "the best day, 12 June");
     let restored = hearth_node::node::start(&fresh).await?;

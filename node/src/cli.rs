@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -102,6 +102,33 @@ pub enum Command {
     Backup {
         #[command(subcommand)]
         action: crate::backup::cli::BackupCommand,
+    },
+    /// Bring a lost instance back from the friends hosting its backup:
+    /// on a fresh machine, `hearth init`, then this, with the recovery key
+    /// and one or more friends (the restored contact list finds the rest).
+    /// Identity, contacts, shares, bank data and backed-up files come back;
+    /// a wrong key is refused and writes nothing.
+    Restore {
+        /// The recovery key (`hearth backup recovery-key` printed it).
+        #[arg(long = "recovery-key", alias = "key")]
+        recovery_key: Option<String>,
+        /// The backup passphrase, instead of the key.
+        #[arg(long, conflicts_with = "recovery_key")]
+        passphrase: Option<String>,
+        /// A recovery share a friend handed back (repeat T times), instead of the key.
+        #[arg(long = "share", conflicts_with_all = ["recovery_key", "passphrase"])]
+        shares: Vec<String>,
+        /// Friends hosting the backup: full addresses (ADDR/p2p/PEER_ID) or
+        /// invitation tokens they printed with `hearth invite`.
+        #[arg(long, num_args = 1.., required = true)]
+        from: Vec<String>,
+        /// Write the backed-up files under this directory instead of their
+        /// original paths.
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List contacts, or remove one.
     Contacts {
@@ -512,6 +539,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Share { action } => share(&Client::from_home(&home)?, action).await?,
         Command::Bank { action } => bank(&Client::from_home(&home)?, action).await?,
         Command::Backup { action } => crate::backup::cli::run(&home, action).await?,
+        Command::Restore { recovery_key, passphrase, shares, from, to, json } => {
+            use crate::backup::restore::Secret;
+            let secret = match (recovery_key, passphrase) {
+                _ if !shares.is_empty() => Secret::Shares(shares),
+                (Some(k), _) => Secret::Key(k),
+                (None, Some(p)) => Secret::Passphrase(p, hearth_protocol::backup::keys::KdfParams::DEFAULT),
+                (None, None) => bail!("give the recovery key: hearth restore --recovery-key KEY --from FRIEND"),
+            };
+            crate::backup::cli::restore_fresh(&home, secret, &from, to, json).await?
+        }
         Command::Contacts { action: None, json } => {
             let contacts = Client::from_home(&home)?.contacts().await?;
             if json {

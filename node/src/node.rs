@@ -70,9 +70,10 @@ pub async fn start(home: &Home) -> Result<RunningNode> {
     let bank_views = crate::bank::views::Views::load(store.clone(), home.identity()?)?;
     let (rpc, rpc_rx) = crate::backup::rpc::Rpc::channel();
     let engine = Arc::new(crate::backup::Engine::new(store.clone(), home.clone(), rpc, config.clone()));
-    let host = crate::backup::host::Host { store: store.clone(), dir: home.path("blobs").join("hosted") };
+    let host = crate::backup::host::Host::new(store.clone(), home.path("blobs").join("hosted"));
     let backup = net::Backup::new(engine, host, rpc_rx);
-    let direct = if config.direct_connections { bind_direct(home, &config, &store, &blobs) } else { None };
+    let direct =
+        if config.direct_connections { bind_direct(home, &config, &store, &blobs, &backup.host) } else { None };
     let event_loop =
         EventLoop::new(swarm, store, config, api_addr.to_string(), commands_rx, shares, bank_views, backup)
             .with_direct(direct);
@@ -93,6 +94,7 @@ fn bind_direct(
     config: &crate::config::Config,
     store: &Store,
     blobs: &Arc<crate::blobs::BlobStore>,
+    host: &crate::backup::host::Host,
 ) -> Option<(net::direct::Direct, net::direct::Readers)> {
     let ip = config.listen.iter().filter_map(|a| a.parse::<Multiaddr>().ok()).find_map(|a| {
         a.iter().find_map(|p| match p {
@@ -106,10 +108,19 @@ fn bind_direct(
     let key = home.identity().ok()?;
     let bound = last
         .and_then(|port| {
-            net::direct::Direct::bind(&key, SocketAddr::new(ip, port), blobs.clone(), readers.clone()).ok()
+            net::direct::Direct::bind(
+                &key,
+                SocketAddr::new(ip, port),
+                blobs.clone(),
+                readers.clone(),
+                Some(host.clone()),
+            )
+            .ok()
         })
         .map(Ok)
-        .unwrap_or_else(|| net::direct::Direct::bind(&key, SocketAddr::new(ip, 0), blobs.clone(), readers.clone()));
+        .unwrap_or_else(|| {
+            net::direct::Direct::bind(&key, SocketAddr::new(ip, 0), blobs.clone(), readers.clone(), Some(host.clone()))
+        });
     match bound {
         Ok(direct) => {
             if let Some(port) = direct.port() {

@@ -11,7 +11,26 @@ use hearth_protocol::backup::chunk::{self, ChunkId};
 use hearth_protocol::backup::erasure::{self, ShardHeader, ShardId};
 use hearth_protocol::backup::keys::{KdfParams, RootSecret, WrappedRoot};
 use hearth_protocol::backup::pack::{self, PackId};
-use hearth_protocol::backup::{audit, wire};
+use hearth_protocol::backup::{audit, sealed_share, wire};
+
+/// RFC 8032 test 1: an ed25519 seed and its public key (the friend a share
+/// is sealed to).
+const FRIEND_SEED: [u8; 32] = hex32("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+const FRIEND_PUBLIC: [u8; 32] = hex32("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+
+const fn hex32(s: &str) -> [u8; 32] {
+    let b = s.as_bytes();
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        let hi = (b[2 * i] as char).to_digit(16);
+        let lo = (b[2 * i + 1] as char).to_digit(16);
+        let (Some(hi), Some(lo)) = (hi, lo) else { panic!("hex") };
+        out[i] = (hi * 16 + lo) as u8;
+        i += 1;
+    }
+    out
+}
 use hearth_protocol::frame;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +55,17 @@ struct Vectors {
     wrapped_root: WrappedRoot,
     wrapped_passphrase: String,
     put_shard_frame: String,
+    derive_key: String,
+    chunk_nonce: String,
+    sealed_chunk: String,
+    /// ed25519 seed of the friend, its public key, a share text sealed to
+    /// it (ephemeral secret 05.., nonce 06..).
+    share_friend_seed: String,
+    share_friend_public: String,
+    share_text: String,
+    sealed_share: String,
+    /// `/hearth/backup/2` first frame of a download.
+    direct_get_frame: String,
 }
 
 fn generate() -> Vectors {
@@ -78,6 +108,17 @@ fn generate() -> Vectors {
             .expect("wrap"),
         wrapped_passphrase: "correct horse battery staple".into(),
         put_shard_frame: hex::encode(frame::encode(&put, wire::MAX_MESSAGE).expect("frame")),
+        derive_key: hex::encode(keys.derive),
+        chunk_nonce: hex::encode(chunk::nonce_for(&keys, &id)),
+        sealed_chunk: hex::encode(chunk::seal(&keys, &id, &plain, chunk::nonce_for(&keys, &id))),
+        share_friend_seed: hex::encode(FRIEND_SEED),
+        share_friend_public: hex::encode(FRIEND_PUBLIC),
+        share_text: "AEBA-GEAA".into(),
+        sealed_share: hex::encode(sealed_share::seal(&FRIEND_PUBLIC, b"AEBA-GEAA", [5; 32], [6; 24]).expect("seal")),
+        direct_get_frame: hex::encode(
+            frame::encode(&wire::DirectRequest::GetShard { shard: ShardId::of(&shards[0]), offset: 0 }, wire::MAX_DIRECT_FRAME)
+                .expect("frame"),
+        ),
     }
 }
 
@@ -130,4 +171,18 @@ fn backup_vectors_match_the_code() {
     let frame_bytes = hex::decode(&v.put_shard_frame).expect("hex");
     let put: wire::BackupRequest = frame::decode(&frame_bytes, wire::MAX_MESSAGE).expect("decode");
     assert!(matches!(put, wire::BackupRequest::PutShard { offset: 0, .. }));
+    assert_eq!(hex::encode(keys.derive), v.derive_key);
+    let id = chunk::chunk_id(&keys, &plain);
+    assert_eq!(hex::encode(chunk::nonce_for(&keys, &id)), v.chunk_nonce);
+    let sealed = chunk::seal(&keys, &id, &plain, chunk::nonce_for(&keys, &id));
+    assert_eq!(hex::encode(&sealed), v.sealed_chunk, "sealing is deterministic");
+    assert_eq!(chunk::open(&keys, &id, &sealed).expect("open"), plain);
+    let seed: [u8; 32] = hex::decode(&v.share_friend_seed).expect("hex").try_into().expect("32");
+    let public: [u8; 32] = hex::decode(&v.share_friend_public).expect("hex").try_into().expect("32");
+    let sealed = hex::decode(&v.sealed_share).expect("hex");
+    assert_eq!(sealed_share::open(&seed, &public, &sealed).expect("open"), v.share_text.as_bytes());
+    assert_eq!(sealed_share::seal(&public, v.share_text.as_bytes(), [5; 32], [6; 24]).expect("seal"), sealed);
+    let get: wire::DirectRequest =
+        frame::decode(&hex::decode(&v.direct_get_frame).expect("hex"), wire::MAX_DIRECT_FRAME).expect("decode");
+    assert!(matches!(get, wire::DirectRequest::GetShard { offset: 0, .. }));
 }

@@ -157,6 +157,8 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     assert_eq!(split["given_to"].as_array().map(|a| a.len()), Some(3), "{split}");
     let owner_peer = owner.peer_id()?;
     let from = vec![friend_addr(&f1).await?];
+    // The form: a friend's invitation token instead of its address.
+    let token_of_ann = [f1.client()?.invite(None).await?.token];
 
     // Disaster: the owner's home and files are gone, one friend is away.
     owner.stop().await?;
@@ -165,12 +167,24 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     std::fs::remove_dir_all(&shared)?;
     f3.stop().await?;
 
+    // A fresh machine: `hearth init`, then the restore replaces that new,
+    // unknown identity with the old one.
     let fresh_dir = tempfile::tempdir()?;
     let fresh = Home::new(fresh_dir.path().join("home"));
+    fresh.init(Some("owner"))?;
+    let new_identity = std::fs::read(fresh.path("identity.key"))?;
+    let listing = |home: &Home| -> Result<Vec<String>> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(home.root())?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        Ok(names)
+    };
+    let before = listing(&fresh)?;
     let wrong = RootSecret([9; 32]).recovery_key();
-    let err = restore_fresh(&fresh, Secret::Key(wrong), &from, None).await.expect_err("wrong key");
+    let err = restore_fresh(&fresh, Secret::Key(wrong), &token_of_ann, None).await.expect_err("wrong key");
     assert!(err.to_string().contains("recovery key"), "{err:#}");
-    assert!(!fresh.root().exists() || std::fs::read_dir(fresh.root())?.next().is_none(), "a wrong key writes nothing");
+    assert_eq!(listing(&fresh)?, before, "a wrong key writes nothing");
+    assert_eq!(std::fs::read(fresh.path("identity.key"))?, new_identity, "a wrong key writes nothing");
     assert!(!data.exists(), "a wrong key writes nothing");
     let mut typo = key.clone().into_bytes();
     typo[3] = if typo[3] == b'A' { b'B' } else { b'A' };
@@ -181,7 +195,7 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
 
     // What the progress bar is fed: from 0 to every byte, never backwards.
     let seen = std::sync::Mutex::new(Vec::new());
-    let report = restore_fresh_with_progress(&fresh, Secret::Key(key.clone()), &from, None, &|done, total| {
+    let report = restore_fresh_with_progress(&fresh, Secret::Key(key.clone()), &token_of_ann, None, &|done, total| {
         seen.lock().expect("lock").push((done, total));
     })
     .await?;
@@ -193,11 +207,22 @@ async fn three_friends_bring_a_lost_instance_back() -> Result<()> {
     for (rel, bytes) in &files {
         assert!(&std::fs::read(data.join(rel))? == bytes, "{} restored byte for byte", rel.display());
     }
+    assert_ne!(std::fs::read(fresh.path("identity.key"))?, new_identity, "the old identity replaced the new one");
+    let err = restore_fresh(&fresh, Secret::Key(key.clone()), &from, None).await.expect_err("a home in use");
+    assert!(err.to_string().contains("already holds a node in use"), "{err:#}");
     // Social recovery: two of the three friends hand their shares back.
     let mut shares = Vec::new();
     for f in [&f1, &f2] {
         let v = backup(f, BackupOp::HostedShare { owner: "owner".into() }).await?;
-        shares.push(v["share"].as_str().unwrap_or_default().to_owned());
+        let text = v["share"].as_str().unwrap_or_default().to_owned();
+        // Kept sealed to the friend's key: the file alone reveals nothing.
+        let mut held = Vec::new();
+        all_bytes(&f.root(), &mut held);
+        let stored: Vec<&Vec<u8>> =
+            held.iter().filter(|(p, _)| p.ends_with("recovery-share")).map(|(_, b)| b).collect();
+        assert_eq!(stored.len(), 1, "{} keeps one share", f.name);
+        assert!(!contains(stored[0], text.as_bytes()) && !contains(stored[0], &text.as_bytes()[..8]), "sealed");
+        shares.push(text);
     }
     let err =
         restore_fresh(&Home::new(fresh_dir.path().join("one")), Secret::Shares(shares[..1].to_vec()), &from, None)
@@ -441,5 +466,108 @@ async fn a_passphrase_replaces_a_lost_recovery_key() -> Result<()> {
     }
     let restored = TestNode::start_existing("owner", fresh_dir, fresh).await?;
     assert_eq!(restored.peer_id()?, owner_peer);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_resumes_without_sending_everything_again() -> Result<()> {
+    let mut owner = TestNode::start_new("owner").await?;
+    let f1 = TestNode::start_new("ann").await?;
+    let f2 = TestNode::start_new("ben").await?;
+    let f3 = TestNode::start_new("cat").await?;
+    setup(&owner, &[&f1, &f2, &f3], 1 << 30).await?;
+    let data_dir = tempfile::tempdir()?;
+    let data = data_dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    // Incompressible, several 16 MiB packs.
+    let mut files = Vec::new();
+    for i in 0..4u64 {
+        let rel = PathBuf::from(format!("video-{i}.raw"));
+        let bytes = hearth_tests::noise_bytes(20 << 20, 100 + i);
+        std::fs::write(data.join(&rel), &bytes)?;
+        files.push((rel, bytes));
+    }
+    backup(&owner, BackupOp::Add { path: data.to_string_lossy().into_owned() }).await?;
+
+    // The node stops while the run uploads: some shards are placed.
+    let client = owner.client()?;
+    let run = tokio::spawn(async move { client.backup(&BackupOp::Run).await });
+    eventually(Duration::from_secs(60), "the first shards to be placed", || async {
+        Ok(backup(&owner, BackupOp::Progress).await?["uploaded"].as_u64() > Some(0))
+    })
+    .await?;
+    owner.stop().await?;
+    assert!(run.await?.is_err(), "the run was interrupted (it did not finish before the stop)");
+
+    owner.start().await?;
+    for f in [&f1, &f2, &f3] {
+        owner.wait_online(&f.name, ONLINE).await?;
+    }
+    let second = backup(&owner, BackupOp::Run).await?;
+    let friends = backup(&owner, BackupOp::Friends).await?;
+    let placed: u64 = friends
+        .as_array()
+        .ok_or_else(|| anyhow!("friends"))?
+        .iter()
+        .filter_map(|f| f["holds_for_me_bytes"].as_u64())
+        .sum();
+    let sent = second["sent_bytes"].as_u64().unwrap_or(u64::MAX);
+    eprintln!("after the interruption the second run sent {sent} of the {placed} shard bytes placed");
+    assert!(placed > 80 << 20, "all shards are placed: {friends}");
+    assert!(
+        sent < placed,
+        "the second run sent {sent} bytes of the {placed} placed: what was stored is not sent again"
+    );
+
+    let target = data_dir.path().join("restored");
+    let to = target.to_string_lossy().into_owned();
+    backup(&owner, BackupOp::Restore { snapshot: None, path: None, to }).await?;
+    for (rel, bytes) in &files {
+        let at = target.join(data.strip_prefix("/")?).join(rel);
+        assert!(&std::fs::read(&at)? == bytes, "{} restored byte for byte", at.display());
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_pruned_while_a_friend_is_away_are_deleted_when_it_is_back() -> Result<()> {
+    let owner = TestNode::start_new("owner").await?;
+    let ann = TestNode::start_new("ann").await?;
+    let mut ben = TestNode::start_new("ben").await?;
+    setup(&owner, &[&ann, &ben], 100 << 20).await?;
+    let data_dir = tempfile::tempdir()?;
+    let data = data_dir.path().join("data");
+    write_data(&data)?;
+    backup(&owner, BackupOp::Add { path: data.to_string_lossy().into_owned() }).await?;
+    backup(&owner, BackupOp::Run).await?;
+    std::fs::write(data.join("photos/holiday.raw"), hearth_tests::noise_bytes(3_000_000, 98))?;
+    backup(&owner, BackupOp::Run).await?;
+    let used = |v: serde_json::Value| v[0]["used"].as_u64().unwrap_or(0);
+    let before = used(backup(&ben, BackupOp::Hosting).await?);
+
+    ben.stop().await?;
+    eventually(ONLINE, "the owner to see ben leave", || async {
+        Ok(owner.contact("ben").await?.is_some_and(|c| !c.online))
+    })
+    .await?;
+    let forgot = backup(
+        &owner,
+        BackupOp::Forget(hearth_node::backup::engine::KeepPolicy { keep_last: Some(1), ..Default::default() }),
+    )
+    .await?;
+    assert_eq!(forgot["friends_unreachable"], serde_json::json!(["ben"]), "{forgot}");
+
+    // Ben comes back: the deletes recorded for him are sent, once.
+    ben.start().await?;
+    owner.wait_online("ben", ONLINE).await?;
+    eventually(Duration::from_secs(30), "ben to free the pruned shards", || async {
+        Ok(used(backup(&ben, BackupOp::Hosting).await?) + 2_000_000 < before)
+    })
+    .await?;
+    assert!(
+        !hearth_tests::log_lines_with(&["pruned shards deleted from", "ben"]).is_empty()
+            || !hearth_tests::log_lines_with(&["pruned shards deleted from friends that came back"]).is_empty(),
+        "the delete is logged"
+    );
     Ok(())
 }

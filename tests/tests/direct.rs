@@ -50,7 +50,7 @@ async fn share(alice: &TestNode, bob: &TestNode, dir: &Path, into: &Path, files:
 fn stranger(tmp: &Path) -> Result<Direct> {
     let key = libp2p::identity::Keypair::generate_ed25519();
     let blobs = Arc::new(BlobStore::open(tmp.join("stranger-blobs"))?);
-    Direct::bind(&key, "127.0.0.1:0".parse()?, blobs, Arc::new(RwLock::new(HashSet::new())))
+    Direct::bind(&key, "127.0.0.1:0".parse()?, blobs, Arc::new(RwLock::new(HashSet::new())), None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,6 +103,7 @@ async fn contents_take_the_direct_connection_which_serves_members_only() -> Resu
         "127.0.0.1:0".parse()?,
         Arc::new(BlobStore::open(tmp.path().join("bob2"))?),
         Default::default(),
+        None,
     )?;
     let conn = bob_direct.connect(alice_id, addr).await.map_err(anyhow::Error::msg)?;
     let (mut send, mut recv) = conn.open_bi().await?;

@@ -393,7 +393,7 @@ pub async fn run(home: &Home, command: BackupCommand) -> Result<()> {
                 return print_json(&v);
             }
             println!("{}", s(&v, "recovery_key"));
-            eprintln!("write this down and keep it away from this machine: with it and one friend's address, `hearth backup restore --key KEY --from ADDR` brings everything back");
+            eprintln!("write this down and keep it away from this machine: with it and one friend's address, `hearth restore --recovery-key KEY --from FRIEND` on a fresh `hearth init` brings everything back");
         }
         BackupCommand::Audit { json } => {
             let v = client.backup(&BackupOp::Audit).await?;
@@ -482,7 +482,9 @@ async fn run_with_progress(client: &Client, op: BackupOp) -> Result<serde_json::
     }
 }
 
-async fn restore_fresh(
+/// A whole-instance restore into `home`, with a progress bar (`hearth
+/// restore`, `hearth backup restore --key`).
+pub(crate) async fn restore_fresh(
     home: &Home,
     secret: super::restore::Secret,
     from: &[String],

@@ -69,8 +69,12 @@ pub struct Progress {
     pub bytes_total: u64,
     /// Bytes done.
     pub bytes_done: u64,
-    /// Shard bytes uploaded.
+    /// Shard bytes placed on friends.
     pub uploaded: u64,
+    /// Shard bytes actually sent (less than `uploaded` when a friend held
+    /// a shard, or its beginning, already: an interrupted run resumed).
+    #[serde(default)]
+    pub sent: u64,
 }
 
 /// What a run did.
@@ -88,6 +92,9 @@ pub struct RunReport {
     pub catalog_on: Vec<String>,
     /// Packs uploaded.
     pub packs: usize,
+    /// Shard bytes sent to friends in this run.
+    #[serde(default)]
+    pub sent_bytes: u64,
 }
 
 /// The owner's engine.
@@ -162,51 +169,123 @@ struct Packer<'a> {
     n: usize,
     tx: &'a tokio::sync::mpsc::Sender<ReadyPack>,
     stats: SnapshotStats,
+    /// The read buffer, reused.
+    window: Vec<u8>,
 }
 
+/// Reads into `buf` until it holds `window` bytes or the file ends
+/// (returns whether it ended).
+fn fill(file: &mut std::fs::File, buf: &mut Vec<u8>, window: usize) -> std::io::Result<bool> {
+    use std::io::Read;
+    let want = window.saturating_sub(buf.len());
+    // `read_to_end` of a `take` reads until the window is full or the file
+    // ends, growing into the buffer's kept capacity without zeroing ahead.
+    file.take(want as u64).read_to_end(buf)?;
+    Ok(buf.len() < window)
+}
+
+/// Bytes of a file read at once: FastCDC cuts within this window, whose
+/// buffer is kept from file to file.
+const WINDOW: usize = 16 * 1024 * 1024;
+
 impl Packer<'_> {
-    fn chunk(&mut self, data: &[u8]) -> Result<(ChunkId, u32)> {
-        let id = chunk::chunk_id(self.keys, data);
-        if self.known.insert(id) {
-            let sealed = chunk::seal(self.keys, &id, data, rand::random());
-            self.stats.new_bytes += data.len() as u64;
+    /// Ids of `cuts` of `data`; the new chunks are sealed, two at a time
+    /// (zstd and the cipher are most of a run's CPU), and packed in order,
+    /// so that packs are the same as if sealed one by one.
+    fn chunks(&mut self, data: &[u8], cuts: &[(usize, usize)]) -> Result<Vec<(ChunkId, u32)>> {
+        let ids: Vec<(ChunkId, u32)> =
+            cuts.iter().map(|(o, l)| (chunk::chunk_id(self.keys, &data[*o..o + l]), *l as u32)).collect();
+        let fresh: Vec<(usize, ChunkId)> =
+            ids.iter().enumerate().filter(|(_, (id, _))| self.known.insert(*id)).map(|(i, (id, _))| (i, *id)).collect();
+        let keys = self.keys;
+        let seal = |part: &[(usize, ChunkId)]| -> Vec<Vec<u8>> {
+            part.iter()
+                .map(|(i, id)| {
+                    let (o, l) = cuts[*i];
+                    chunk::seal(keys, id, &data[o..o + l], chunk::nonce_for(keys, id))
+                })
+                .collect()
+        };
+        let sealed: Vec<Vec<u8>> = if fresh.len() < 2 {
+            seal(&fresh)
+        } else {
+            let (a, b) = fresh.split_at(fresh.len() / 2);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| seal(b));
+                let mut first = seal(a);
+                first.extend(other.join().unwrap_or_default());
+                first
+            })
+        };
+        if sealed.len() != fresh.len() {
+            bail!("sealing chunks failed");
+        }
+        for ((i, id), sealed) in fresh.iter().zip(sealed) {
+            self.stats.new_bytes += cuts[*i].1 as u64;
             self.stats.stored_bytes += sealed.len() as u64;
-            self.builder.add(id, sealed);
+            self.builder.add(*id, sealed);
             if self.builder.full() {
                 self.flush()?;
             }
         }
-        Ok((id, data.len() as u32))
+        Ok(ids)
     }
 
     fn flush(&mut self) -> Result<()> {
         if self.builder.is_empty() {
             return Ok(());
         }
-        let pack = std::mem::take(&mut self.builder).finish(rand::random());
+        let seed = self.builder.content_seed(&self.keys.derive);
+        let pack = std::mem::take(&mut self.builder).finish(seed);
         let shards = erasure::encode(&pack.id, &pack.bytes, self.k, self.n)?;
         self.tx.blocking_send(ReadyPack { pack, shards }).map_err(|_| anyhow!("the upload stopped"))?;
         Ok(())
     }
 
+    /// Cuts a file as FastCDC's streaming form would (a cut is made only
+    /// with `MAX_CHUNK` bytes ahead of its chunk's start, or at the end of
+    /// the file), reading it a window at a time into a reused buffer.
     fn file(&mut self, path: &Path) -> Result<Vec<(ChunkId, u32)>> {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut ids = Vec::new();
-        let cdc = fastcdc::v2020::StreamCDC::new(
-            std::io::BufReader::with_capacity(1 << 20, file),
-            chunk::MIN_CHUNK,
-            chunk::AVG_CHUNK,
-            chunk::MAX_CHUNK,
-        );
-        for c in cdc {
-            let c = c.map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-            ids.push(self.chunk(&c.data)?);
-        }
-        Ok(ids)
+        let mut buf = std::mem::take(&mut self.window);
+        buf.clear();
+        let mut eof = false;
+        let result = loop {
+            if !eof {
+                match fill(&mut file, &mut buf, WINDOW) {
+                    Ok(end) => eof = end,
+                    Err(e) => break Err(anyhow!("cannot read {}: {e}", path.display())),
+                }
+            }
+            if buf.is_empty() {
+                break Ok(());
+            }
+            let cuts: Vec<(usize, usize)> =
+                fastcdc::v2020::FastCDC::new(&buf, chunk::MIN_CHUNK, chunk::AVG_CHUNK, chunk::MAX_CHUNK)
+                    .map(|c| (c.offset, c.length))
+                    .take_while(|(o, _)| eof || o + chunk::MAX_CHUNK <= buf.len())
+                    .collect();
+            if cuts.is_empty() {
+                break Err(anyhow!("cannot read {}: the file changed while read", path.display()));
+            }
+            let consumed = cuts.last().map(|(o, l)| o + l).unwrap_or(0);
+            match self.chunks(&buf, &cuts) {
+                Ok(mut got) => ids.append(&mut got),
+                Err(e) => break Err(e),
+            }
+            buf.drain(..consumed);
+            if eof && buf.is_empty() {
+                break Ok(());
+            }
+        };
+        self.window = buf;
+        result.map(|()| ids)
     }
 
     fn bytes(&mut self, data: &[u8]) -> Result<Vec<(ChunkId, u32)>> {
-        chunk::cut(data).into_iter().map(|(o, l)| self.chunk(&data[o..o + l])).collect()
+        let cuts = chunk::cut(data);
+        self.chunks(data, &cuts)
     }
 }
 
@@ -487,6 +566,7 @@ impl Engine {
                 n,
                 tx: &tx,
                 stats: SnapshotStats::default(),
+                window: Vec::with_capacity(WINDOW),
             };
             let mut files = Vec::new();
             let mut cache = Vec::new();
@@ -618,7 +698,8 @@ impl Engine {
         }
         let catalog_on = self.replicate(&catalog, &keys).await;
         info!(snapshot = %id, files = scanned.stats.files, new_bytes = scanned.stats.new_bytes, packs, "backup run done");
-        Ok(RunReport { snapshot: id, stats: scanned.stats, k, n, catalog_on, packs })
+        let sent_bytes = self.progress.lock().map(|p| p.sent).unwrap_or(0);
+        Ok(RunReport { snapshot: id, stats: scanned.stats, k, n, catalog_on, packs, sent_bytes })
     }
 
     /// Uploads a pack's shards to the `n` least-loaded friends.
@@ -637,24 +718,15 @@ impl Engine {
     async fn upload_pack(&self, ready: &ReadyPack, targets: &[PeerId], k: usize, n: usize) -> Result<PackRecord> {
         let uploads = ready.shards.iter().zip(targets).map(|(shard, peer)| {
             let id = ShardId::of(shard);
-            async move {
-                self.rpc
-                    .upload(*peer, shard, |offset, total, data| BackupRequest::PutShard {
-                        shard: id,
-                        offset,
-                        total,
-                        data,
-                    })
-                    .await
-                    .map(|_| (*peer, id, shard.len() as u64))
-            }
+            async move { self.rpc.put_shard(*peer, id, shard).await.map(|sent| (*peer, id, shard.len() as u64, sent)) }
         });
         let results = futures::future::join_all(uploads).await;
         let mut shards = Vec::new();
         for (i, r) in results.into_iter().enumerate() {
-            let (peer, id, len) = r?;
+            let (peer, id, len, sent) = r?;
             if let Ok(mut p) = self.progress.lock() {
                 p.uploaded += len;
+                p.sent += sent;
             }
             shards.push(ShardPlace {
                 index: i as u8,
@@ -743,8 +815,16 @@ impl Engine {
         let shares = super::social::split(&root, threshold, contacts.len() as u8)?;
         let mut given = Vec::new();
         for ((peer, name), text) in peers.iter().zip(shares) {
+            // Sealed to the friend's own key: its host's disk alone reveals nothing.
+            let sealed = hearth_protocol::backup::sealed_share::seal(
+                &super::social::ed25519_of(peer)?,
+                text.as_bytes(),
+                rand::random(),
+                rand::random(),
+            )
+            .map_err(|e| anyhow!("cannot seal {name}'s share: {e}"))?;
             self.rpc
-                .upload(*peer, text.as_bytes(), |offset, total, data| BackupRequest::MetaPut {
+                .upload(*peer, &sealed, |offset, total, data| BackupRequest::MetaPut {
                     name: super::social::SHARE_OBJECT.into(),
                     offset,
                     total,
@@ -768,7 +848,18 @@ impl Engine {
             .join(hex::encode(peer.to_bytes()))
             .join("meta")
             .join(super::social::SHARE_OBJECT);
-        let text = std::fs::read_to_string(&path).map_err(|_| anyhow!("{name} gave you no recovery share"))?;
+        let bytes = std::fs::read(&path).map_err(|_| anyhow!("{name} gave you no recovery share"))?;
+        let text = if hearth_protocol::backup::sealed_share::is_sealed(&bytes) {
+            let key = self.home.identity()?;
+            let ed = key.try_into_ed25519().map_err(|_| anyhow!("this node's identity is not an ed25519 key"))?;
+            let seed: [u8; 32] =
+                ed.secret().as_ref().try_into().map_err(|_| anyhow!("this node's identity key is malformed"))?;
+            hearth_protocol::backup::sealed_share::open(&seed, &ed.public().to_bytes(), &bytes)
+                .map_err(|e| anyhow!("{name}'s recovery share: {e}"))?
+        } else {
+            bytes // an older share, stored in clear
+        };
+        let text = String::from_utf8(text).map_err(|_| anyhow!("{name}'s recovery share is not text"))?;
         Ok(serde_json::json!({ "owner": name, "share": text }))
     }
 
@@ -930,29 +1021,15 @@ impl Engine {
                 by_host.entry(s.host.clone()).or_default().push(s.id);
             }
         }
+        // Recorded before the catalog forgets them: a host away now, or a
+        // crash before its answer, gets the delete when it is back.
+        for (host, shards) in &by_host {
+            bstore::add_pending_deletes(&self.store, host, shards)?;
+        }
         catalog.generation += 1;
         bstore::set_catalog(&self.store, &catalog)?;
-        let mut freed = 0u64;
-        let mut pending = Vec::new();
-        for (host, shards) in by_host {
-            let Ok(peer) = PeerId::from_bytes(&host) else { continue };
-            let bytes: u64 = dead.iter().flat_map(|(_, r)| &r.shards).filter(|s| s.host == host).map(|s| s.len).sum();
-            match self.rpc.call(peer, vec![], BackupRequest::Delete { shards }).await {
-                Ok(BackupResponse::Deleted { freed: f, .. }) => {
-                    freed += f;
-                    bstore::update_friend(&self.store, &host, |r| {
-                        r.map(|mut r| {
-                            r.stored = r.stored.saturating_sub(bytes);
-                            r
-                        })
-                    })?;
-                }
-                other => {
-                    warn!(%peer, "cannot delete pruned shards now: {other:?}");
-                    pending.push(peer_name(&self.store, &host));
-                }
-            }
-        }
+        let online = self.rpc.online().await;
+        let (freed, pending) = self.send_pending_deletes(&online).await?;
         let keys = bstore::root(&self.store)?.keys();
         self.replicate(&catalog, &keys).await;
         info!(removed, packs = dead.len(), freed, "backup forget and prune done");
@@ -964,6 +1041,66 @@ impl Engine {
             "freed_bytes": freed,
             "friends_unreachable": pending,
         }))
+    }
+}
+
+impl Engine {
+    /// Sends the deletes still pending (see `forget`) to those of their
+    /// hosts that are online; returns the bytes freed and the names of the
+    /// hosts that still have some pending.
+    async fn send_pending_deletes(&self, online: &BTreeSet<PeerId>) -> Result<(u64, Vec<String>)> {
+        let mut freed = 0u64;
+        let mut still = Vec::new();
+        // Packs are derived from content: a later run may have placed a
+        // pruned shard again, which must then stay.
+        let catalog = bstore::catalog(&self.store)?;
+        let live: BTreeSet<ShardId> = catalog.packs.values().flat_map(|r| r.shards.iter().map(|s| s.id)).collect();
+        for (host, pending) in bstore::pending_deletes(&self.store)? {
+            let Ok(peer) = PeerId::from_bytes(&host) else { continue };
+            let (placed, shards): (Vec<ShardId>, Vec<ShardId>) = pending.into_iter().partition(|s| live.contains(s));
+            bstore::clear_pending_deletes(&self.store, &host, &placed)?;
+            if shards.is_empty() {
+                continue;
+            }
+            if !online.contains(&peer) {
+                still.push(peer_name(&self.store, &host));
+                continue;
+            }
+            match self.rpc.call(peer, vec![], BackupRequest::Delete { shards: shards.clone() }).await {
+                Ok(BackupResponse::Deleted { freed: f, count }) => {
+                    freed += f;
+                    bstore::clear_pending_deletes(&self.store, &host, &shards)?;
+                    bstore::update_friend(&self.store, &host, |r| {
+                        r.map(|mut r| {
+                            r.stored = r.stored.saturating_sub(f);
+                            r
+                        })
+                    })?;
+                    info!(%peer, count, freed = f, "pruned shards deleted from {}", peer_name(&self.store, &host));
+                }
+                other => {
+                    warn!(%peer, "cannot delete pruned shards now, kept for later: {other:?}");
+                    still.push(peer_name(&self.store, &host));
+                }
+            }
+        }
+        Ok((freed, still))
+    }
+
+    /// Deletes, from the friends that came back, the shards `forget` pruned
+    /// while they were away. Skipped while a run, audit or forget is busy
+    /// (the next call does it). Returns the bytes freed.
+    pub async fn retry_pending_deletes(&self) -> Result<u64> {
+        let Ok(_busy) = self.busy.try_lock() else { return Ok(0) };
+        let pending = bstore::pending_deletes(&self.store)?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let online = self.rpc.online().await;
+        if !pending.iter().any(|(h, _)| PeerId::from_bytes(h).is_ok_and(|p| online.contains(&p))) {
+            return Ok(0);
+        }
+        Ok(self.send_pending_deletes(&online).await?.0)
     }
 }
 

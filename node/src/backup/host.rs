@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hearth_protocol::backup::erasure::ShardId;
-use hearth_protocol::backup::hosting::{decide_put, Agreement, PutAction};
-use hearth_protocol::backup::wire::{valid_name, BackupRequest, BackupResponse, Refusal, MAX_PIECE, WRAPPED_ROOT};
+use hearth_protocol::backup::hosting::{decide_put_limit, Agreement, PutAction};
+use hearth_protocol::backup::wire::{
+    valid_name, BackupRequest, BackupResponse, Refusal, MAX_PIECE, MAX_SHARD, WRAPPED_ROOT,
+};
 use tracing::{info, warn};
 
 use super::store::{self as bstore, HostingRecord};
@@ -30,6 +32,9 @@ pub struct Host {
     pub store: Arc<Store>,
     /// `HOME/blobs/hosted`.
     pub dir: PathBuf,
+    /// UDP port of this node's `/hearth/backup/2` endpoint (0: none), told
+    /// to restoring nodes that ask (`direct_port`).
+    pub direct_port: Arc<std::sync::atomic::AtomicU16>,
 }
 
 /// Who is asking, relative to the objects it may reach.
@@ -52,6 +57,11 @@ fn internal(err: impl std::fmt::Display) -> BackupResponse {
 }
 
 impl Host {
+    /// A host keeping objects under `dir`.
+    pub fn new(store: Arc<Store>, dir: PathBuf) -> Self {
+        Self { store, dir, direct_port: Default::default() }
+    }
+
     fn owner_dir(&self, owner: &[u8]) -> PathBuf {
         self.dir.join(hex::encode(owner))
     }
@@ -159,6 +169,10 @@ impl Host {
             warn!(peer = %hex::encode(peer), "refused a backup request from a node we host nothing for");
             return Ok(refused(Refusal::NotAFriend, "this node hosts no backup for you"));
         };
+        if let BackupRequest::DirectPort = request {
+            let port = self.direct_port.load(std::sync::atomic::Ordering::Relaxed);
+            return Ok(BackupResponse::DirectPort { port: (port != 0).then_some(port) });
+        }
         let dir = self.owner_dir(&owner);
         let write = match &access {
             Access::Owner(r) => Some(r.clone()),
@@ -185,14 +199,24 @@ impl Host {
         Ok(match request {
             BackupRequest::PutShard { shard, offset, total, data } => {
                 let Some(record) = write else { return Ok(read_only()) };
-                self.put(&owner, &record, &dir.join("shards"), &shard.hex(), Some(shard), offset, total, &data)?
+                self.put(
+                    &owner,
+                    &record,
+                    &dir.join("shards"),
+                    &shard.hex(),
+                    Some(shard),
+                    offset,
+                    total,
+                    &data,
+                    MAX_PIECE,
+                )?
             }
             BackupRequest::MetaPut { name, offset, total, data } => {
                 let Some(record) = write else { return Ok(read_only()) };
                 if !valid_name(&name) {
                     return Ok(refused(Refusal::BadRequest, format!("bad object name {name:?}")));
                 }
-                self.put(&owner, &record, &dir.join("meta"), &name, None, offset, total, &data)?
+                self.put(&owner, &record, &dir.join("meta"), &name, None, offset, total, &data, MAX_PIECE)?
             }
             BackupRequest::GetShard { shard, offset, len } => {
                 read_range(&dir.join("shards").join(shard.hex()), offset, len)?
@@ -250,7 +274,9 @@ impl Host {
                 info!(owner = %hex::encode(&owner), count, freed, "deleted hosted shards at the owner's request");
                 BackupResponse::Deleted { count, freed }
             }
-            BackupRequest::Hosting { .. } | BackupRequest::HostingAnswer { .. } => BackupResponse::Ok,
+            BackupRequest::Hosting { .. } | BackupRequest::HostingAnswer { .. } | BackupRequest::DirectPort => {
+                BackupResponse::Ok
+            }
         })
     }
 
@@ -265,6 +291,7 @@ impl Host {
         offset: u64,
         total: u64,
         data: &[u8],
+        max_piece: usize,
     ) -> anyhow::Result<BackupResponse> {
         let done = dir.join(name);
         let part = dir.join(format!("{name}.part"));
@@ -289,15 +316,23 @@ impl Host {
             (None, Some(len)) => (partial_len, false, len),
             (_, None) => (partial_len, false, 0),
         };
-        let action =
-            match decide_put(Some(&record.agreement), record.used, have, complete, replaces, offset, total, data.len())
-            {
-                Ok(a) => a,
-                Err((code, message)) => {
-                    warn!(owner = %hex::encode(owner), "refused a backup upload: {message}");
-                    return Ok(refused(code, message));
-                }
-            };
+        let action = match decide_put_limit(
+            Some(&record.agreement),
+            record.used,
+            have,
+            complete,
+            replaces,
+            offset,
+            total,
+            data.len(),
+            max_piece,
+        ) {
+            Ok(a) => a,
+            Err((code, message)) => {
+                warn!(owner = %hex::encode(owner), "refused a backup upload: {message}");
+                return Ok(refused(code, message));
+            }
+        };
         if action == PutAction::AlreadyHave {
             return Ok(BackupResponse::Stored { have });
         }
@@ -316,9 +351,15 @@ impl Host {
         file.sync_all()?;
         drop(file);
         if let Some(id) = shard {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_reader(fs::File::open(&part)?)?;
-            if hasher.finalize().as_bytes() != &id.0 {
+            // A shard sent whole is hashed from memory, else from the file.
+            let hash = if offset == 0 && data.len() as u64 == total {
+                blake3::hash(data)
+            } else {
+                let mut hasher = blake3::Hasher::new();
+                hasher.update_reader(fs::File::open(&part)?)?;
+                hasher.finalize()
+            };
+            if hash.as_bytes() != &id.0 {
                 fs::remove_file(&part)?;
                 bstore::update_hosting(&self.store, owner, |r| {
                     r.map(|mut r| {
@@ -346,6 +387,84 @@ impl Host {
     }
 }
 
+/// The host's side of `/hearth/backup/2` (the streams are driven by
+/// `net::direct`): the same access rules and files as `/hearth/backup/1`.
+impl Host {
+    /// Whether `peer` may open a `/hearth/backup/2` connection: an owner
+    /// hosted here (and still a contact) or an owner's restore identity.
+    pub fn may_connect(&self, peer: &[u8]) -> bool {
+        matches!(self.access(peer), Ok(Some((_, Access::Owner(_) | Access::Restore))))
+    }
+
+    /// First answer to `put_shard {shard, total}`: where the upload
+    /// resumes (`stored {have}`), or a refusal.
+    pub fn direct_put_start(&self, peer: &[u8], shard: ShardId, total: u64) -> BackupResponse {
+        let result = (|| -> anyhow::Result<BackupResponse> {
+            let Some((owner, Access::Owner(record))) = self.access(peer)? else {
+                return Ok(refused(Refusal::NotAFriend, "only the owner may store shards here"));
+            };
+            if total == 0 || total > MAX_SHARD {
+                return Ok(refused(Refusal::BadRequest, format!("a shard of {total} bytes (at most {MAX_SHARD})")));
+            }
+            let dir = self.owner_dir(&owner).join("shards");
+            if fs::metadata(dir.join(shard.hex())).is_ok_and(|m| m.len() == total) {
+                return Ok(BackupResponse::Stored { have: total });
+            }
+            let partial = fs::metadata(dir.join(format!("{}.part", shard.hex()))).map(|m| m.len()).unwrap_or(0);
+            let have = if partial < total { partial } else { 0 };
+            // The quota is checked on the first bytes, as on /hearth/backup/1.
+            if have == 0 {
+                let after = record.used + total;
+                if after > record.agreement.quota() {
+                    return Ok(refused(
+                        Refusal::OverQuota,
+                        format!("over quota: {total} more bytes would make {after} of the {} granted; ask for a larger quota", record.agreement.quota()),
+                    ));
+                }
+            }
+            Ok(BackupResponse::Stored { have })
+        })();
+        result.unwrap_or_else(|e| internal(format!("{e:#}")))
+    }
+
+    /// The rest of a shard, bytes `offset..total`, sent on
+    /// `/hearth/backup/2`: stored like one piece of `/hearth/backup/1`.
+    pub fn direct_put(&self, peer: &[u8], shard: ShardId, offset: u64, total: u64, data: &[u8]) -> BackupResponse {
+        let result = (|| -> anyhow::Result<BackupResponse> {
+            let Some((owner, Access::Owner(record))) = self.access(peer)? else {
+                return Ok(refused(Refusal::NotAFriend, "only the owner may store shards here"));
+            };
+            let dir = self.owner_dir(&owner).join("shards");
+            self.put(&owner, &record, &dir, &shard.hex(), Some(shard), offset, total, data, MAX_SHARD as usize)
+        })();
+        result.unwrap_or_else(|e| internal(format!("{e:#}")))
+    }
+
+    /// Opens shard `shard` for `/hearth/backup/2`: the file and its length,
+    /// or the refusal to send.
+    pub fn direct_get(&self, peer: &[u8], shard: ShardId, offset: u64) -> Result<(fs::File, u64), BackupResponse> {
+        let owner = match self.access(peer) {
+            Ok(Some((owner, Access::Owner(_) | Access::Restore))) => owner,
+            Ok(_) => return Err(refused(Refusal::NotAFriend, "this node hosts no backup for you")),
+            Err(e) => return Err(internal(format!("{e:#}"))),
+        };
+        let path = self.owner_dir(&owner).join("shards").join(shard.hex());
+        let mut file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(refused(Refusal::NotFound, "no such object here"));
+            }
+            Err(e) => return Err(internal(e)),
+        };
+        let total = file.metadata().map_err(internal)?.len();
+        if offset > total {
+            return Err(refused(Refusal::BadRequest, format!("offset {offset} outside 0..{total}")));
+        }
+        file.seek(SeekFrom::Start(offset)).map_err(internal)?;
+        Ok((file, total))
+    }
+}
+
 fn read_only() -> BackupResponse {
     refused(Refusal::NotAFriend, "a restore identity may only read")
 }
@@ -366,4 +485,92 @@ fn read_range(path: &Path, offset: u64, len: u32) -> anyhow::Result<BackupRespon
     let mut data = Vec::with_capacity(len as usize);
     file.take(len as u64).read_to_end(&mut data)?;
     Ok(BackupResponse::Data { total, data })
+}
+
+#[cfg(test)]
+mod tests {
+    //! `/hearth/backup/1` requests that must be refused: at the codec (cut,
+    //! oversized, garbage frames become `Wire::Bad`, answered `bad_request`
+    //! by the event loop) and at the host (strangers, another owner's
+    //! shards, pieces out of order or too large), nothing stored changing.
+    use super::*;
+    use crate::net::codec::{FrameCodec, Wire};
+    use crate::store::{ContactRecord, Origin};
+    use hearth_protocol::backup::wire::MAX_MESSAGE;
+    use libp2p::request_response::Codec;
+
+    fn contact(name: &str) -> ContactRecord {
+        ContactRecord {
+            name: name.into(),
+            their_name: name.into(),
+            origin: Origin::Joined,
+            added_at: 1,
+            last_seen: None,
+            addrs: vec![],
+        }
+    }
+
+    async fn read(bytes: Vec<u8>) -> Wire<BackupRequest> {
+        let mut codec = FrameCodec::<BackupRequest, BackupResponse>::new(MAX_MESSAGE);
+        let protocol = libp2p::StreamProtocol::new(hearth_protocol::backup::wire::PROTOCOL);
+        let mut io = futures::io::Cursor::new(bytes);
+        codec.read_request(&protocol, &mut io).await.expect("a frame, good or bad")
+    }
+
+    #[tokio::test]
+    async fn bad_frames_are_refused_at_the_codec() {
+        assert!(matches!(read(vec![0, 0, 0, 10, 1, 2]).await, Wire::Bad(_)), "cut");
+        assert!(matches!(read(vec![0, 0]).await, Wire::Bad(_)), "cut prefix");
+        assert!(matches!(read([(64u32 << 20).to_be_bytes().to_vec(), vec![0; 8]].concat()).await, Wire::Bad(_)));
+        assert!(matches!(read(vec![0, 0, 0, 3, 0xff, 0xff, 0xff]).await, Wire::Bad(_)), "garbage CBOR");
+        let list = hearth_protocol::frame::encode(&BackupRequest::List, MAX_MESSAGE).expect("frame");
+        assert_eq!(read(list).await, Wire::Msg(BackupRequest::List));
+    }
+
+    #[test]
+    fn strangers_and_other_owners_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("db.redb")).expect("store"));
+        let host = Host::new(store.clone(), dir.path().join("hosted"));
+        let (owner, eve, stranger) = (b"owner-peer".to_vec(), b"eve-peer".to_vec(), b"stranger".to_vec());
+        for (peer, name) in [(&owner, "owner"), (&eve, "eve")] {
+            store.add_contact(peer, contact(name)).expect("contact");
+            bstore::update_hosting(&store, peer, |_| {
+                Some(HostingRecord {
+                    agreement: Agreement::Accepted { quota: 1 << 20 },
+                    restore_peer: vec![],
+                    passphrase_peer: None,
+                    used: 0,
+                    since: 0,
+                    last_contact: None,
+                })
+            })
+            .expect("agreement");
+        }
+        let data = b"a shard of the owner".to_vec();
+        let shard = ShardId::of(&data);
+        let put = |offset: u64, data: Vec<u8>| BackupRequest::PutShard { shard, offset, total: 20, data };
+        assert_eq!(host.answer(&owner, put(0, data.clone()), 1), BackupResponse::Stored { have: 20 });
+        let code = |r: BackupResponse| match r {
+            BackupResponse::Refused { code, .. } => Some(code),
+            _ => None,
+        };
+        let get = BackupRequest::GetShard { shard, offset: 0, len: 20 };
+        assert_eq!(code(host.answer(&stranger, get.clone(), 1)), Some(Refusal::NotAFriend));
+        assert_eq!(code(host.answer(&eve, get.clone(), 1)), Some(Refusal::NotFound), "namespaced by owner");
+        assert_eq!(code(host.answer(&eve, BackupRequest::Delete { shards: vec![shard] }, 1)), None);
+        assert_eq!(host.answer(&owner, get.clone(), 1), BackupResponse::Data { total: 20, data: data.clone() });
+        // Pieces out of order, too large, or beyond the total.
+        let other = ShardId([3; 32]);
+        let piece =
+            |offset: u64, len: usize| BackupRequest::PutShard { shard: other, offset, total: 10, data: vec![1; len] };
+        assert_eq!(code(host.answer(&owner, piece(4, 2), 1)), Some(Refusal::BadRequest));
+        assert_eq!(code(host.answer(&owner, piece(0, 11), 1)), Some(Refusal::BadRequest));
+        let big = BackupRequest::PutShard { shard: other, offset: 0, total: 1 << 30, data: vec![0; MAX_PIECE + 1] };
+        assert_eq!(code(host.answer(&owner, big, 1)), Some(Refusal::BadRequest));
+        let bad_range = BackupRequest::GetShard { shard, offset: 0, len: MAX_PIECE as u32 + 1 };
+        assert_eq!(code(host.answer(&owner, bad_range, 1)), Some(Refusal::BadRequest));
+        // Nothing stored changed: eve's delete reached her own space only.
+        assert_eq!(host.answer(&owner, get, 1), BackupResponse::Data { total: 20, data });
+    }
 }

@@ -55,15 +55,15 @@ pub struct RestoreReport {
     pub problems: Vec<String>,
 }
 
-/// Packs fetched at once during a restore. Measured on the 2-core bench
-/// machine (bench/backup.py): 3 made the restore slower than 1 (12 s vs 18-25 s
-/// under load), the friends and the restorer then compete for the cores.
-const PACKS_IN_FLIGHT: usize = 1;
+/// Packs fetched at once during a restore. Over `/hearth/backup/2` a
+/// shard is one stream, so a single pack leaves the links idle while it is
+/// decoded and written (bench/backup.py on the 2-core machine: see
+/// bench/README.md). Over `/hearth/backup/1` 3 were slower than 1.
+const PACKS_IN_FLIGHT: usize = 3;
 
 /// Fetches one whole shard and checks it against its id.
 async fn fetch_shard(rpc: &Rpc, peer: PeerId, addrs: Vec<Multiaddr>, id: ShardId, len: u64) -> Result<Vec<u8>> {
-    let bytes =
-        rpc.download(peer, &addrs, len, |offset, l| BackupRequest::GetShard { shard: id, offset, len: l }).await?;
+    let bytes = rpc.get_shard(peer, &addrs, id, len).await?;
     if ShardId::of(&bytes) != id {
         bail!("{peer} returned a corrupted shard {} (it does not hash to its id)", id.hex());
     }
@@ -186,66 +186,73 @@ pub async fn restore_files(
     let wanted = std::sync::Arc::new(wanted);
     let temps_shared = std::sync::Arc::new(temps.clone());
     let result = async {
-        // Several packs are fetched at once (each from k friends in
-        // parallel); chunks are written on blocking threads as packs arrive.
-        let jobs: Vec<(PackId, Vec<ChunkId>)> =
-            by_pack.iter().map(|(p, c)| (*p, c.iter().copied().collect())).collect();
-        let mut fetched = futures::stream::iter(jobs)
-            .map(|(pack, chunks)| async move {
+        // Several packs at once, each fetched (from k friends in parallel),
+        // decoded and written by one future: while one pack is written the
+        // others keep fetching (a lazy stream of fetches followed by a
+        // wait for the writers left the links idle).
+        let mut jobs = by_pack.iter().map(|(p, c)| (*p, c.iter().copied().collect::<Vec<ChunkId>>()));
+        let one_pack = |pack: PackId, chunks: Vec<ChunkId>| {
+            let keys = keys.clone();
+            let (wanted, temps) = (wanted.clone(), temps_shared.clone());
+            async move {
                 let mut problems = Vec::new();
-                let record =
-                    catalog.packs.get(&pack).ok_or_else(|| anyhow!("pack {} is not in the catalog", pack.hex()));
-                let bytes = match record {
-                    Ok(record) => fetch_pack(rpc, catalog, &pack, record, &BTreeSet::new(), &mut problems).await,
-                    Err(e) => Err(e),
-                };
-                (chunks, bytes, problems)
-            })
-            .buffer_unordered(PACKS_IN_FLIGHT);
-        let mut writes = tokio::task::JoinSet::new();
-        while let Some((chunks, bytes, problems)) = fetched.next().await {
+                let result = async {
+                    let record =
+                        catalog.packs.get(&pack).ok_or_else(|| anyhow!("pack {} is not in the catalog", pack.hex()))?;
+                    let bytes = fetch_pack(rpc, catalog, &pack, record, &BTreeSet::new(), &mut problems).await?;
+                    let index: Vec<(ChunkId, u64, u32)> =
+                        chunks.iter().filter_map(|c| catalog.index.get(c).map(|l| (*c, l.offset, l.len))).collect();
+                    tokio::task::spawn_blocking(move || -> Result<()> {
+                        let mut open_files: BTreeMap<usize, std::fs::File> = BTreeMap::new();
+                        for (c, off, len) in index {
+                            let sealed = bytes
+                                .get(off as usize..off as usize + len as usize)
+                                .ok_or_else(|| anyhow!("chunk {} lies outside its pack", c.hex()))?;
+                            let plain = chunk::open(&keys, &c, sealed)?;
+                            for (i, at) in wanted.get(&c).into_iter().flatten() {
+                                if !open_files.contains_key(i) {
+                                    open_files.insert(*i, std::fs::OpenOptions::new().write(true).open(&temps[*i])?);
+                                }
+                                if let Some(file) = open_files.get(i) {
+                                    file.write_all_at(&plain, *at)?;
+                                }
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await
+                    .map_err(|e| anyhow!("writing chunks failed: {e}"))?
+                }
+                .await;
+                (chunks, result, problems)
+            }
+        };
+        let mut inflight = futures::stream::FuturesUnordered::new();
+        loop {
+            while inflight.len() < PACKS_IN_FLIGHT {
+                match jobs.next() {
+                    Some((pack, chunks)) => inflight.push(one_pack(pack, chunks)),
+                    None => break,
+                }
+            }
+            let Some((chunks, result, problems)) = inflight.next().await else { break };
             report.problems.extend(problems);
-            let bytes = bytes?;
+            result?;
             report.packs += 1;
             bytes_done += chunks
                 .iter()
                 .map(|c| chunk_len.get(c).copied().unwrap_or(0) * wanted.get(c).map_or(0, |w| w.len() as u64))
                 .sum::<u64>();
             progress(bytes_done.min(bytes_total), bytes_total);
-            let keys = keys.clone();
-            let index: Vec<(ChunkId, u64, u32)> =
-                chunks.iter().filter_map(|c| catalog.index.get(c).map(|l| (*c, l.offset, l.len))).collect();
-            let (wanted, temps) = (wanted.clone(), temps_shared.clone());
-            // Bounded memory: at most a few decoded packs wait for their writer.
-            while writes.len() >= PACKS_IN_FLIGHT {
-                if let Some(done) = writes.join_next().await {
-                    done.map_err(|e| anyhow!("writing chunks failed: {e}"))??;
-                }
-            }
-            writes.spawn_blocking(move || -> Result<()> {
-                let mut open_files: BTreeMap<usize, std::fs::File> = BTreeMap::new();
-                for (c, off, len) in index {
-                    let sealed = bytes
-                        .get(off as usize..off as usize + len as usize)
-                        .ok_or_else(|| anyhow!("chunk {} lies outside its pack", c.hex()))?;
-                    let plain = chunk::open(&keys, &c, sealed)?;
-                    for (i, at) in wanted.get(&c).into_iter().flatten() {
-                        if !open_files.contains_key(i) {
-                            open_files.insert(*i, std::fs::OpenOptions::new().write(true).open(&temps[*i])?);
-                        }
-                        if let Some(file) = open_files.get(i) {
-                            file.write_all_at(&plain, *at)?;
-                        }
-                    }
-                }
-                Ok(())
-            });
         }
-        while let Some(done) = writes.join_next().await {
-            done.map_err(|e| anyhow!("writing chunks failed: {e}"))??;
-        }
+        // One flush per file system written to, not an fsync per file.
+        let mut devices = BTreeSet::new();
         for t in temps_shared.iter() {
-            std::fs::File::open(t)?.sync_all()?;
+            let dir = t.parent().unwrap_or(Path::new("."));
+            let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(dir)?);
+            if devices.insert(dev) {
+                crate::blobs::store::sync_fs_of(dir).map_err(|e| anyhow!("{e}"))?;
+            }
         }
         anyhow::Ok(())
     }
@@ -315,9 +322,56 @@ pub async fn fetch_catalog(rpc: &Rpc, keys: &Keys, peers: &[(PeerId, Vec<Multiad
     }
 }
 
-/// Serves `RpcMsg`s on a temporary swarm (the fresh-restore driver).
-async fn drive(mut swarm: libp2p::Swarm<crate::net::Behaviour>, mut rx: tokio::sync::mpsc::Receiver<RpcMsg>) {
+/// Connects to every host of the catalog at once (a `direct_port`
+/// question, bounded), returning once enough of them answered to serve
+/// every pack (`k` of the largest coding) or all were tried: the shards
+/// are then asked of the friends that answered first, and a friend that
+/// is away costs one dial attempt, in the background, instead of holding
+/// up the first packs.
+async fn reach_hosts(rpc: &Rpc, catalog: &Catalog) {
+    let hosts: BTreeSet<Vec<u8>> =
+        catalog.packs.values().flat_map(|r| r.shards.iter().map(|s| s.host.clone())).collect();
+    let needed = catalog.packs.values().map(|r| r.k as usize).max().unwrap_or(0);
+    let mut asks: futures::stream::FuturesUnordered<_> = hosts
+        .into_iter()
+        .filter_map(|h| PeerId::from_bytes(&h).ok().map(|p| (p, catalog_addrs(catalog, &h))))
+        .map(|(peer, addrs)| async move {
+            let asked = tokio::time::timeout(REACH_TIMEOUT, rpc.call(peer, addrs, BackupRequest::DirectPort)).await;
+            (peer, matches!(asked, Ok(Ok(_))))
+        })
+        .collect();
+    let mut answered = 0;
+    while let Some((peer, ok)) = asks.next().await {
+        if ok {
+            answered += 1;
+            if answered >= needed {
+                break;
+            }
+        } else {
+            info!(%peer, "a friend holding shards is not reachable now; the others are asked first");
+        }
+    }
+}
+
+/// Longest wait for a friend's first answer in [`reach_hosts`].
+const REACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves `RpcMsg`s on a temporary swarm (the fresh-restore driver), with
+/// a dial-only direct endpoint for `/hearth/backup/2` when one could be made.
+async fn drive(
+    mut swarm: libp2p::Swarm<crate::net::Behaviour>,
+    mut rx: tokio::sync::mpsc::Receiver<RpcMsg>,
+    keypair: libp2p::identity::Keypair,
+) {
     let mut calls: BTreeMap<OutboundRequestId, oneshot::Sender<Result<BackupResponse, String>>> = BTreeMap::new();
+    let direct = match crate::net::direct::Direct::client_only(&keypair) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            warn!("no direct connections for the restore ({e:#}); shards come over the swarm");
+            None
+        }
+    };
+    let mut ips: BTreeMap<PeerId, std::net::IpAddr> = BTreeMap::new();
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
@@ -332,8 +386,21 @@ async fn drive(mut swarm: libp2p::Swarm<crate::net::Behaviour>, mut rx: tokio::s
                     let id = swarm.behaviour_mut().backup.send_request(&peer, Wire::Msg(request));
                     calls.insert(id, reply);
                 }
+                Some(RpcMsg::DirectTarget { peer, reply }) => {
+                    let target = direct.clone().zip(ips.get(&peer).copied()).map(|(d, ip)| (d, ip, None));
+                    let _ = reply.send(target);
+                }
             },
             event = swarm.select_next_some() => {
+                if let SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } = &event {
+                    let ip = endpoint.get_remote_address().iter().find_map(|p| match p {
+                        libp2p::multiaddr::Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+                        _ => None,
+                    });
+                    if let Some(ip) = ip {
+                        ips.insert(*peer_id, ip);
+                    }
+                }
                 if let SwarmEvent::Behaviour(BehaviourEvent::Backup(e)) = event {
                     match e {
                         request_response::Event::Message { message: request_response::Message::Response { request_id, response }, .. } => {
@@ -360,8 +427,28 @@ async fn drive(mut swarm: libp2p::Swarm<crate::net::Behaviour>, mut rx: tokio::s
     }
 }
 
-/// Parses `ADDR/p2p/PEER`.
-pub fn parse_from(text: &str) -> Result<(PeerId, Multiaddr)> {
+/// Parses a friend given with `--from`: its full address `ADDR/p2p/PEER`,
+/// or an invitation token it printed (`hearth invite`), which carries its
+/// peer id and addresses (the token is only read, never redeemed).
+pub fn parse_from(text: &str) -> Result<(PeerId, Vec<Multiaddr>)> {
+    let text = text.trim();
+    if !text.starts_with('/') {
+        let invitation = hearth_protocol::token::Invitation::decode(text).map_err(|e| {
+            anyhow!("{text:?} is neither a friend's address (/ip4/.../p2p/PEER_ID) nor an invitation token: {e}")
+        })?;
+        let peer =
+            PeerId::from_bytes(&invitation.inviter).map_err(|e| anyhow!("the token names no valid peer: {e}"))?;
+        let addrs: Vec<Multiaddr> = invitation
+            .addrs
+            .iter()
+            .filter_map(|a| Multiaddr::try_from(a.clone()).ok())
+            .filter_map(|a| crate::net::dialable(&a))
+            .collect();
+        if addrs.is_empty() {
+            bail!("the invitation token of {} carries no address to reach it", invitation.inviter_name);
+        }
+        return Ok((peer, addrs));
+    }
     let addr: Multiaddr = text.parse().map_err(|e| anyhow!("{text:?} is not a multiaddress: {e}"))?;
     let peer = addr
         .iter()
@@ -371,7 +458,34 @@ pub fn parse_from(text: &str) -> Result<(PeerId, Multiaddr)> {
         })
         .ok_or_else(|| anyhow!("{text:?} has no /p2p/PEER_ID part: give the friend's full address"))?;
     let bare = crate::net::dialable(&addr).ok_or_else(|| anyhow!("{text:?} is not dialable"))?;
-    Ok((peer, bare))
+    Ok((peer, vec![bare]))
+}
+
+/// Whether `home` may receive a whole restored instance: nothing there, or
+/// only what `hearth init` made (an identity nobody knows yet: no contact,
+/// no share, no backup), which the restored one replaces.
+fn check_fresh_home(home: &Home) -> Result<()> {
+    if !home.db_path().exists() {
+        if home.path("identity.key").exists() {
+            bail!(
+                "{} holds an identity but no database; restore into a fresh home (`--home NEW_DIR`)",
+                home.root().display()
+            );
+        }
+        return Ok(());
+    }
+    let store = crate::store::Store::open(&home.db_path())
+        .with_context(|| format!("cannot check {} (stop the node running on it first)", home.root().display()))?;
+    let used = !store.contacts()?.is_empty()
+        || !store.shares()?.is_empty()
+        || store.meta::<serde_bytes::ByteBuf>("backup_root")?.is_some();
+    if used {
+        bail!(
+            "{} already holds a node in use (contacts, shares or a backup); restore into a fresh home (`hearth --home NEW_DIR init`) so nothing is overwritten",
+            home.root().display()
+        );
+    }
+    Ok(())
 }
 
 /// What a fresh install restores with.
@@ -396,9 +510,9 @@ async fn unwrap_with_passphrase(
         .await
         .map_err(|e| anyhow!("{e}"))??;
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(seed).map_err(|e| anyhow!("{e}"))?;
-    let swarm = crate::net::build_swarm(keypair, false)?;
+    let swarm = crate::net::build_swarm(keypair.clone(), false)?;
     let (rpc, rx) = Rpc::channel();
-    let driver = tokio::spawn(drive(swarm, rx));
+    let driver = tokio::spawn(drive(swarm, rx, keypair));
     let mut errors = Vec::new();
     let mut root = None;
     for (peer, addrs) in peers {
@@ -452,17 +566,11 @@ pub async fn restore_fresh_with_progress(
     if let Secret::Key(key) = &secret {
         RootSecret::from_recovery_key(key)?;
     }
-    if home.path("identity.key").exists() || home.db_path().exists() {
-        bail!(
-            "{} already holds a node; restore into a fresh home (`--home NEW_DIR`) so nothing is overwritten",
-            home.root().display()
-        );
-    }
+    check_fresh_home(home)?;
     if from.is_empty() {
-        bail!("name at least one friend's address with --from ADDR/p2p/PEER_ID");
+        bail!("name at least one friend with --from: its address ADDR/p2p/PEER_ID or an invitation token it printed");
     }
-    let peers: Vec<(PeerId, Vec<Multiaddr>)> =
-        from.iter().map(|t| parse_from(t).map(|(p, a)| (p, vec![a]))).collect::<Result<_>>()?;
+    let peers: Vec<(PeerId, Vec<Multiaddr>)> = from.iter().map(|t| parse_from(t)).collect::<Result<_>>()?;
     crate::node::install_crypto_provider();
     let root = match secret {
         Secret::Key(key) => RootSecret::from_recovery_key(&key)?,
@@ -471,12 +579,13 @@ pub async fn restore_fresh_with_progress(
     };
     let keypair = restore_keypair(&root)?;
     info!(restore_peer = %keypair.public().to_peer_id(), "restoring from {} friend(s)", peers.len());
-    let swarm = crate::net::build_swarm(keypair, false)?;
+    let swarm = crate::net::build_swarm(keypair.clone(), false)?;
     let (rpc, rx) = Rpc::channel();
-    let driver = tokio::spawn(drive(swarm, rx));
+    let driver = tokio::spawn(drive(swarm, rx, keypair));
     let keys = root.keys();
     let result = async {
         let catalog = fetch_catalog(&rpc, &keys, &peers).await?;
+        reach_hosts(&rpc, &catalog).await;
         let snapshot = catalog.latest().ok_or_else(|| anyhow!("the backup has no snapshot yet"))?.clone();
         let target = match &to {
             Some(d) => Target::Under(d.clone()),

@@ -1,16 +1,17 @@
 //! The backup tables (`store/tables.rs`: `backup-friends-1`,
-//! `backup-hosting-1`, `backup-files-1`) and the backup's `meta-1` values
+//! `backup-hosting-1`, `backup-files-1`, `backup-pending-deletes-1`) and the backup's `meta-1` values
 //! (root secret, catalog, paths), each change one redb transaction.
 
 use anyhow::{Context, Result};
 use hearth_protocol::backup::catalog::Catalog;
 use hearth_protocol::backup::chunk::ChunkId;
+use hearth_protocol::backup::erasure::ShardId;
 use hearth_protocol::backup::hosting::Agreement;
 use hearth_protocol::backup::keys::{RootSecret, KEY_LEN};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::store::tables::{BACKUP_FILES, BACKUP_FRIENDS, BACKUP_HOSTING};
+use crate::store::tables::{BACKUP_FILES, BACKUP_FRIENDS, BACKUP_HOSTING, BACKUP_PENDING_DELETES};
 use crate::store::{decode, encode, Store};
 
 const ROOT_KEY: &str = "backup_root";
@@ -243,4 +244,29 @@ pub fn wrapped(store: &Store) -> Result<Option<(hearth_protocol::backup::keys::W
 pub fn set_wrapped(store: &Store, wrapped: &hearth_protocol::backup::keys::WrappedRoot, peer: &[u8]) -> Result<()> {
     store.set_meta(WRAPPED_KEY, wrapped)?;
     store.set_meta(PASSPHRASE_PEER_KEY, &serde_bytes::ByteBuf::from(peer.to_vec()))
+}
+
+/// Shards still to be deleted from their hosts, by host.
+pub fn pending_deletes(store: &Store) -> Result<Vec<(Vec<u8>, Vec<ShardId>)>> {
+    all(store, BACKUP_PENDING_DELETES, "pending shard deletes")
+}
+
+/// Adds `shards` to what is still to be deleted from `host` (kept sorted,
+/// without duplicates); an empty result removes the row.
+pub fn add_pending_deletes(store: &Store, host: &[u8], shards: &[ShardId]) -> Result<()> {
+    update(store, BACKUP_PENDING_DELETES, host, "pending shard deletes", true, |old: Option<Vec<ShardId>>| {
+        let mut all: std::collections::BTreeSet<ShardId> = old.unwrap_or_default().into_iter().collect();
+        all.extend(shards.iter().copied());
+        (!all.is_empty()).then(|| all.into_iter().collect())
+    })?;
+    Ok(())
+}
+
+/// Removes `shards` from what is still to be deleted from `host`.
+pub fn clear_pending_deletes(store: &Store, host: &[u8], shards: &[ShardId]) -> Result<()> {
+    update(store, BACKUP_PENDING_DELETES, host, "pending shard deletes", true, |old: Option<Vec<ShardId>>| {
+        let left: Vec<ShardId> = old.unwrap_or_default().into_iter().filter(|s| !shards.contains(s)).collect();
+        (!left.is_empty()).then_some(left)
+    })?;
+    Ok(())
 }

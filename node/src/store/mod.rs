@@ -18,9 +18,9 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub use tables::{ContactRecord, ListenPorts, Origin, ShareRecord};
 use tables::{
-    BACKUP_FILES, BACKUP_FRIENDS, BACKUP_HOSTING, BANK_ACCOUNTS, BANK_ALERT_RULES, BANK_NOTIFICATIONS, BANK_OPS,
-    BANK_VIEWS, BANK_VIEW_LOG, CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES, SHARE_DOCS, SHARE_DOC_INCREMENTS,
-    SHARE_INDEX, SHARE_SIGS,
+    BACKUP_FILES, BACKUP_FRIENDS, BACKUP_HOSTING, BACKUP_PENDING_DELETES, BANK_ACCOUNTS, BANK_ALERT_RULES,
+    BANK_NOTIFICATIONS, BANK_OPS, BANK_VIEWS, BANK_VIEW_LOG, CONTACTS, INVITATIONS, META, SCHEMA_VERSION, SHARES,
+    SHARE_DOCS, SHARE_DOC_INCREMENTS, SHARE_INDEX, SHARE_SIGS,
 };
 
 /// Signatures of a share document's changes: (change hash, signature).
@@ -111,10 +111,13 @@ impl Store {
             txn.open_table(BANK_ALERT_RULES)?;
             txn.open_table(BANK_NOTIFICATIONS)?;
             txn.open_table(BANK_VIEW_LOG)?;
-            // Backups: new tables, no change to existing ones.
+            // 2 -> 3: the backup tables, created empty (no change to the
+            // existing ones; a schema-2 Hearth must refuse the result, as
+            // it would host and back up without them).
             txn.open_table(BACKUP_FRIENDS)?;
             txn.open_table(BACKUP_HOSTING)?;
             txn.open_table(BACKUP_FILES)?;
+            txn.open_table(BACKUP_PENDING_DELETES)?;
             if version != SCHEMA_VERSION {
                 meta.insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
             }
@@ -417,6 +420,36 @@ mod tests {
             last_seen: None,
             addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
         }
+    }
+
+    #[test]
+    fn a_schema_2_database_migrates_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.redb");
+        let set_version = |v: u64| {
+            let db = redb::Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("write");
+            txn.open_table(META)
+                .expect("meta")
+                .insert("schema_version", encode(&v).expect("cbor").as_slice())
+                .expect("insert");
+            txn.commit().expect("commit");
+        };
+        let version = |store: &Store| -> u64 {
+            let txn = store.db.begin_read().expect("read");
+            let meta = txn.open_table(META).expect("meta");
+            decode(meta.get("schema_version").expect("get").expect("present").value(), "v").expect("decode")
+        };
+        set_version(2);
+        {
+            let store = Store::open(&path).expect("a schema-2 database opens");
+            assert_eq!(version(&store), SCHEMA_VERSION);
+            let txn = store.db.begin_read().expect("read");
+            txn.open_table(BACKUP_PENDING_DELETES).expect("the migration created the backup tables");
+        }
+        set_version(SCHEMA_VERSION + 1);
+        let err = Store::open(&path).err().expect("a newer schema is refused");
+        assert!(format!("{err:#}").contains("newer Hearth"), "{err:#}");
     }
 
     #[test]

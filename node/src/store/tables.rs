@@ -7,7 +7,7 @@ use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 /// Schema version stored under `meta-1["schema_version"]`.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Small node-wide values. Key: a name. Value: CBOR.
 /// - `schema_version`: u64
@@ -74,7 +74,8 @@ pub const BANK_NOTIFICATIONS: TableDefinition<&str, &[u8]> = TableDefinition::ne
 
 /// Backup friends: contacts asked to host this node's shards (owner side).
 /// Key: the friend's peer id bytes. Value: CBOR of `backup::store::FriendRecord`.
-/// Created by schema 2 nodes that know backups; older ones ignore it.
+/// Schema 3 (a schema-2 Hearth would ignore the backup tables and answer
+/// friends as if it hosted nothing: it must refuse such a database).
 pub const BACKUP_FRIENDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("backup-friends-1");
 
 /// Hosting agreements: owners whose shards this node holds or was asked to
@@ -86,6 +87,11 @@ pub const BACKUP_HOSTING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 /// mtime and inode) are not read again. Key: absolute path. Value: CBOR of
 /// `backup::store::CachedFile`.
 pub const BACKUP_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("backup-files-1");
+
+/// Shards `forget` deleted from the catalog while their host was away,
+/// still to be deleted from it when it is back (schema 3). Key: the host's
+/// peer id bytes. Value: CBOR `Vec<ShardId>`.
+pub const BACKUP_PENDING_DELETES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("backup-pending-deletes-1");
 
 /// How a contact came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 //! binding the id as associated data means a chunk moved to another index
 //! entry fails to open.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
@@ -66,17 +66,42 @@ pub fn cut(data: &[u8]) -> Vec<(usize, usize)> {
     fastcdc::v2020::FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|c| (c.offset, c.length)).collect()
 }
 
-/// Compresses and seals `plain` (whose id is `id`) with a random `nonce`.
+/// The nonce of chunk `id`: the first 24 bytes of
+/// `BLAKE3-keyed(derive_key, "chunk" || id)`. Deterministic, so that a
+/// re-run seals a chunk to the same bytes (and rebuilds the same packs,
+/// which hosts may already hold). A nonce repeats only for the same id,
+/// hence the same plaintext: the ciphertext then repeats too, which tells
+/// nobody anything the keyed id would not.
+pub fn nonce_for(keys: &Keys, id: &ChunkId) -> [u8; NONCE_LEN] {
+    let mut h = blake3::Hasher::new_keyed(&keys.derive);
+    h.update(b"chunk");
+    h.update(&id.0);
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&h.finalize().as_bytes()[..NONCE_LEN]);
+    nonce
+}
+
+/// Compresses and seals `plain` (whose id is `id`) with `nonce` (see
+/// [`nonce_for`]).
 pub fn seal(keys: &Keys, id: &ChunkId, plain: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
     // zstd on an in-memory buffer only fails on allocation failure; keep
     // the plaintext size bound anyway by falling back to level 1.
     let body = zstd::bulk::compress(plain, ZSTD_LEVEL).unwrap_or_else(|_| plain.to_vec());
     let mut out = Vec::with_capacity(NONCE_LEN + body.len() + 16);
     out.extend_from_slice(&nonce);
-    let sealed = XChaCha20Poly1305::new(&keys.pack.into())
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: &body, aad: &id.0 })
-        .unwrap_or_default();
-    out.extend_from_slice(&sealed);
+    out.extend_from_slice(&body);
+    drop(body);
+    // In place: one buffer per sealed chunk. Encryption of an in-memory
+    // buffer cannot fail below XChaCha20's 256 GiB message limit.
+    match XChaCha20Poly1305::new(&keys.pack.into()).encrypt_in_place_detached(
+        XNonce::from_slice(&nonce),
+        &id.0,
+        &mut out[NONCE_LEN..],
+    ) {
+        Ok(tag) => out.extend_from_slice(&tag),
+        // Never a plaintext body: a nonce alone fails to open.
+        Err(_) => out.truncate(NONCE_LEN),
+    }
     out
 }
 

@@ -122,27 +122,38 @@ pub fn encode(id: &PackId, pack: &[u8], k: usize, n: usize) -> Result<Vec<Vec<u8
         return Err(ShardError::Params { k, n });
     }
     let s = piece_len(pack.len(), k);
-    let mut padded = pack.to_vec();
-    padded.resize(s * k, 0);
-    let originals: Vec<&[u8]> = padded.chunks(s).collect();
-    let recovery = if n > k {
-        reed_solomon_simd::encode(k, n - k, &originals).map_err(|e| ShardError::Coding(e.to_string()))?
-    } else {
-        Vec::new()
+    let header = |i: usize| {
+        let mut h = Vec::with_capacity(HEADER_LEN);
+        h.extend_from_slice(MAGIC);
+        h.extend_from_slice(&[k as u8, n as u8, i as u8, 0]);
+        h.extend_from_slice(&(pack.len() as u64).to_be_bytes());
+        h.extend_from_slice(&id.0);
+        h
     };
-    let pieces = originals.iter().map(|p| p.to_vec()).chain(recovery);
-    Ok(pieces
-        .enumerate()
-        .map(|(i, piece)| {
-            let mut shard = Vec::with_capacity(HEADER_LEN + piece.len());
-            shard.extend_from_slice(MAGIC);
-            shard.extend_from_slice(&[k as u8, n as u8, i as u8, 0]);
-            shard.extend_from_slice(&(pack.len() as u64).to_be_bytes());
-            shard.extend_from_slice(&id.0);
-            shard.extend_from_slice(&piece);
+    // The original shards are cut straight from the pack (the last one
+    // zero-padded in place); the recovery pieces are computed from them.
+    let mut shards: Vec<Vec<u8>> = (0..k)
+        .map(|i| {
+            let mut shard = header(i);
+            shard.reserve_exact(s);
+            let start = (i * s).min(pack.len());
+            let end = ((i + 1) * s).min(pack.len());
+            shard.extend_from_slice(&pack[start..end]);
+            shard.resize(HEADER_LEN + s, 0);
             shard
         })
-        .collect())
+        .collect();
+    if n > k {
+        let originals: Vec<&[u8]> = shards.iter().map(|sh| &sh[HEADER_LEN..]).collect();
+        let recovery =
+            reed_solomon_simd::encode(k, n - k, &originals).map_err(|e| ShardError::Coding(e.to_string()))?;
+        for (j, piece) in recovery.into_iter().enumerate() {
+            let mut shard = header(k + j);
+            shard.extend_from_slice(&piece);
+            shards.push(shard);
+        }
+    }
+    Ok(shards)
 }
 
 /// Rebuilds a pack from any `k` good shards (more are ignored). Shards

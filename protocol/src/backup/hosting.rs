@@ -76,6 +76,23 @@ pub fn decide_put(
     total: u64,
     len: usize,
 ) -> Result<PutAction, (Refusal, String)> {
+    decide_put_limit(agreement, used, have, complete, replaces, offset, total, len, MAX_PIECE)
+}
+
+/// [`decide_put`] with pieces of at most `max_piece` bytes (the rest of a
+/// shard in one piece on `/hearth/backup/2`: [`super::wire::MAX_SHARD`]).
+#[allow(clippy::too_many_arguments)]
+pub fn decide_put_limit(
+    agreement: Option<&Agreement>,
+    used: u64,
+    have: u64,
+    complete: bool,
+    replaces: u64,
+    offset: u64,
+    total: u64,
+    len: usize,
+    max_piece: usize,
+) -> Result<PutAction, (Refusal, String)> {
     let quota = match agreement {
         Some(Agreement::Accepted { quota }) => *quota,
         _ => return Err((Refusal::NotAFriend, "you have no hosting agreement with this node".into())),
@@ -83,7 +100,7 @@ pub fn decide_put(
     if complete && have == total && replaces == 0 {
         return Ok(PutAction::AlreadyHave);
     }
-    if len > MAX_PIECE || len == 0 || offset + len as u64 > total {
+    if len > max_piece || len == 0 || offset + len as u64 > total {
         return Err((Refusal::BadRequest, format!("a piece of {len} bytes at {offset} does not fit in {total}")));
     }
     if offset != have {

@@ -23,6 +23,9 @@ pub const PACK_CONTEXT: &str = "hearth backup v1 pack encryption";
 pub const META_CONTEXT: &str = "hearth backup v1 metadata";
 /// Context of the ed25519 seed of the restore identity.
 pub const RESTORE_IDENTITY_CONTEXT: &str = "hearth backup v1 restore identity";
+/// Context of the key that derives chunk nonces and pack orders from
+/// content (so that a re-run rebuilds the same packs, see `spec/backup.md`).
+pub const DERIVE_CONTEXT: &str = "hearth backup v1 content derivation";
 /// Argon2id salt of the passphrase identity. It must be computable from
 /// the passphrase alone (a person who lost everything has nothing else), so
 /// it is fixed; the Argon2id cost is what slows guessing down, and the
@@ -73,6 +76,8 @@ pub struct Keys {
     pub meta: [u8; KEY_LEN],
     /// ed25519 seed of the restore identity.
     pub restore_identity: [u8; KEY_LEN],
+    /// Keyed BLAKE3 of chunk ids: chunk nonces and pack orders.
+    pub derive: [u8; KEY_LEN],
 }
 
 impl RootSecret {
@@ -83,6 +88,7 @@ impl RootSecret {
             pack: blake3::derive_key(PACK_CONTEXT, &self.0),
             meta: blake3::derive_key(META_CONTEXT, &self.0),
             restore_identity: blake3::derive_key(RESTORE_IDENTITY_CONTEXT, &self.0),
+            derive: blake3::derive_key(DERIVE_CONTEXT, &self.0),
         }
     }
 

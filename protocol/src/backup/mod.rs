@@ -7,7 +7,8 @@
 //! hashes) is sealed with the metadata key and replicated to every friend.
 //! All keys derive from one root secret printed as the recovery key
 //! ([`keys`]). Hosts decide uploads with [`hosting`]; owners audit with
-//! [`audit`]; messages of `/hearth/backup/1` are in [`wire`].
+//! [`audit`]; messages of `/hearth/backup/1` and `/2` are in [`wire`];
+//! recovery shares are sealed to the friend holding them ([`sealed_share`]).
 //!
 //! Nothing here does IO or reads the clock: nonces, seeds and times are
 //! arguments, so the node and tests drive the same code.
@@ -19,4 +20,5 @@ pub mod erasure;
 pub mod hosting;
 pub mod keys;
 pub mod pack;
+pub mod sealed_share;
 pub mod wire;

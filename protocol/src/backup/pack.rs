@@ -89,7 +89,20 @@ impl PackBuilder {
         self.size >= TARGET_PACK
     }
 
-    /// Shuffles, pads and closes the pack; `seed` is 32 random bytes.
+    /// The order seed of the chunks held, derived from their ids:
+    /// `BLAKE3-keyed(derive_key, "pack" || id...)`, ids in the order added.
+    /// The same chunks added in the same order give the same pack.
+    pub fn content_seed(&self, derive_key: &[u8; 32]) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(derive_key);
+        h.update(b"pack");
+        for (id, _) in &self.chunks {
+            h.update(&id.0);
+        }
+        *h.finalize().as_bytes()
+    }
+
+    /// Shuffles, pads and closes the pack; `seed` is 32 bytes (random, or
+    /// [`Self::content_seed`]).
     pub fn finish(self, seed: [u8; 32]) -> Pack {
         let mut chunks = self.chunks;
         let mut rng = blake3::Hasher::new_keyed(&seed).finalize_xof();

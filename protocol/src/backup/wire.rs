@@ -25,6 +25,42 @@ pub const WRAPPED_ROOT: &str = "wrapped-root";
 /// Longest metadata object name.
 pub const MAX_NAME: usize = 64;
 
+/// `/hearth/backup/2`: whole shards on a direct QUIC connection
+/// (`spec/backup.md` §Direct connections).
+pub const DIRECT_PROTOCOL: &str = "/hearth/backup/2";
+/// ALPN of `/hearth/backup/2` connections.
+pub const DIRECT_ALPN: &[u8] = b"hearth-backup/2";
+/// Largest shard moved on `/hearth/backup/2` (a 1-of-n shard is a whole
+/// pack: 16 MiB of sealed chunks, one more chunk of at most 4 MiB and
+/// zstd's worst case, padded to its bucket).
+pub const MAX_SHARD: u64 = 32 * 1024 * 1024;
+/// Largest control frame on `/hearth/backup/2`.
+pub const MAX_DIRECT_FRAME: usize = 64 * 1024;
+
+/// The first frame of a `/hearth/backup/2` stream; the data moves raw
+/// around the answers (see `spec/backup.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DirectRequest {
+    /// Upload a shard: the host answers `stored {have}`, the owner then
+    /// sends bytes `have..total` raw and finishes its side, and the host
+    /// answers `stored {have: total}` (or a refusal) once it holds them.
+    PutShard {
+        /// The shard (BLAKE3 of its bytes).
+        shard: ShardId,
+        /// Its length (at most [`MAX_SHARD`]).
+        total: u64,
+    },
+    /// Download a shard from `offset`: the host answers `data {total,
+    /// data: []}` followed by bytes `offset..total` raw, or a refusal.
+    GetShard {
+        /// The shard.
+        shard: ShardId,
+        /// First byte wanted.
+        offset: u64,
+    },
+}
+
 /// A request on `/hearth/backup/1`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -99,6 +135,9 @@ pub enum BackupRequest {
         /// Length.
         len: u32,
     },
+    /// Where is your `/hearth/backup/2` endpoint? (A restoring node has no
+    /// contact greeting to learn it from.)
+    DirectPort,
 }
 
 /// Why a request was refused.
@@ -170,6 +209,12 @@ pub enum BackupResponse {
         /// Bytes freed.
         freed: u64,
     },
+    /// The UDP port of the host's `/hearth/backup/2` endpoint, on the IP
+    /// address the question came to (`None`: there is none).
+    DirectPort {
+        /// The port.
+        port: Option<u16>,
+    },
     /// Refused.
     Refused {
         /// Why.
@@ -208,6 +253,9 @@ mod tests {
         let r = BackupResponse::refused(Refusal::OverQuota, "full");
         let bytes = frame::encode(&r, MAX_MESSAGE).expect("encode");
         assert_eq!(frame::decode::<BackupResponse>(&bytes, MAX_MESSAGE).expect("decode"), r);
+        let get = DirectRequest::GetShard { shard: ShardId([2; 32]), offset: 5 };
+        let bytes = frame::encode(&get, MAX_DIRECT_FRAME).expect("encode");
+        assert_eq!(frame::decode::<DirectRequest>(&bytes, MAX_DIRECT_FRAME).expect("decode"), get);
         assert!(valid_name("catalog"));
         assert!(!valid_name("../x") && !valid_name(".x") && !valid_name(""));
     }

@@ -12,12 +12,17 @@
 //! ([`Readers`]), checked when a connection arrives and again on every
 //! batch. A connection from anyone else is closed with a reason.
 //!
+//! The same endpoint carries `/hearth/backup/2` (ALPN `hearth-backup/2`,
+//! see [`backup`]): whole backup shards between an owner and the friends
+//! hosting them, refused to anyone the backup host serves nothing.
+//!
 //! The swarm stays the control plane and the fallback: the port is
 //! announced in the contact greeting, the dialer uses the address of its
 //! libp2p connection to the peer, and while there is no direct connection
 //! (not announced, unreachable behind a NAT, failed) contents move over
 //! `/hearth/blob/1` as before.
 
+pub mod backup;
 pub mod tls;
 
 use std::collections::HashSet;
@@ -53,8 +58,18 @@ fn may_read(readers: &Readers, peer: &PeerId) -> bool {
     readers.read().unwrap_or_else(|e| e.into_inner()).contains(peer)
 }
 
+/// The backup host served on `/hearth/backup/2`; emptied when the node
+/// stops, so that no stream outlives the node's database.
+pub type HostSlot = Arc<RwLock<Option<crate::backup::host::Host>>>;
+
+fn host_of(slot: &HostSlot) -> Option<crate::backup::host::Host> {
+    slot.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// The endpoint: serves batches to readers, dials members for ours.
+#[derive(Clone)]
 pub struct Direct {
+    host: HostSlot,
     endpoint: quinn::Endpoint,
     keypair: Keypair,
     transport: Arc<quinn::TransportConfig>,
@@ -77,7 +92,14 @@ fn transport() -> quinn::TransportConfig {
 impl Direct {
     /// Binds the endpoint on `addr` (port 0: any free port) and starts
     /// serving `blobs` to `readers`.
-    pub fn bind(keypair: &Keypair, addr: SocketAddr, blobs: Arc<BlobStore>, readers: Readers) -> anyhow::Result<Self> {
+    /// With `host`, also serves `/hearth/backup/2` to the owners it hosts.
+    pub fn bind(
+        keypair: &Keypair,
+        addr: SocketAddr,
+        blobs: Arc<BlobStore>,
+        readers: Readers,
+        host: Option<crate::backup::host::Host>,
+    ) -> anyhow::Result<Self> {
         let transport = Arc::new(transport());
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls::server_config(keypair)?)
             .context("cannot set up TLS for direct connections")?;
@@ -85,18 +107,31 @@ impl Direct {
         server.transport_config(transport.clone());
         let endpoint = quinn::Endpoint::server(server, addr)
             .with_context(|| format!("cannot open the direct-connection port on {addr}"))?;
+        if let (Some(h), Ok(local)) = (&host, endpoint.local_addr()) {
+            h.direct_port.store(local.port(), std::sync::atomic::Ordering::Relaxed);
+        }
+        let slot: HostSlot = Arc::new(RwLock::new(host));
         let accepting = endpoint.clone();
+        let serving = slot.clone();
         tokio::spawn(async move {
             while let Some(incoming) = accepting.accept().await {
-                let (blobs, readers) = (blobs.clone(), readers.clone());
+                let (blobs, readers, host) = (blobs.clone(), readers.clone(), serving.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = serve_connection(incoming, blobs, readers).await {
+                    if let Err(e) = serve_connection(incoming, blobs, readers, host).await {
                         debug!("direct connection ended: {e}");
                     }
                 });
             }
         });
-        Ok(Self { endpoint, keypair: keypair.clone(), transport })
+        Ok(Self { host: slot, endpoint, keypair: keypair.clone(), transport })
+    }
+
+    /// An endpoint that only dials (a restoring node's, under its restore
+    /// identity): nothing to serve.
+    pub fn client_only(keypair: &Keypair) -> anyhow::Result<Self> {
+        let endpoint = quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0)))
+            .context("cannot open a UDP port for direct connections")?;
+        Ok(Self { host: Default::default(), endpoint, keypair: keypair.clone(), transport: Arc::new(transport()) })
     }
 
     /// The local UDP port.
@@ -111,8 +146,19 @@ impl Direct {
         peer: PeerId,
         addr: SocketAddr,
     ) -> impl std::future::Future<Output = Result<quinn::Connection, String>> + Send + 'static {
+        self.connect_alpn(peer, addr, batch::ALPN)
+    }
+
+    /// [`Self::connect`] for the protocol `alpn`.
+    pub fn connect_alpn(
+        &self,
+        peer: PeerId,
+        addr: SocketAddr,
+        alpn: &[u8],
+    ) -> impl std::future::Future<Output = Result<quinn::Connection, String>> + Send + 'static {
         let setup = (|| {
-            let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config(&self.keypair, peer)?)?;
+            let crypto =
+                quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config(&self.keypair, peer, alpn)?)?;
             let mut config = quinn::ClientConfig::new(Arc::new(crypto));
             config.transport_config(self.transport.clone());
             let connecting = self.endpoint.connect_with(config, addr, tls::SERVER_NAME)?;
@@ -130,11 +176,17 @@ impl Direct {
 
     /// Closes every connection (at shutdown).
     pub fn close(&self) {
+        self.host.write().unwrap_or_else(|e| e.into_inner()).take();
         self.endpoint.close(quinn::VarInt::from_u32(CLOSE_STOPPING), b"the node is stopping");
     }
 }
 
-async fn serve_connection(incoming: quinn::Incoming, blobs: Arc<BlobStore>, readers: Readers) -> anyhow::Result<()> {
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    blobs: Arc<BlobStore>,
+    readers: Readers,
+    slot: HostSlot,
+) -> anyhow::Result<()> {
     let remote = incoming.remote_address();
     let conn = incoming.await.with_context(|| format!("handshake with {remote}"))?;
     let peer = conn
@@ -145,6 +197,29 @@ async fn serve_connection(incoming: quinn::Incoming, blobs: Arc<BlobStore>, read
         conn.close(quinn::VarInt::from_u32(CLOSE_REFUSED), b"no libp2p certificate");
         anyhow::bail!("{remote} presented no usable certificate");
     };
+    let alpn = conn
+        .handshake_data()
+        .and_then(|any| any.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol);
+    if alpn.as_deref() == Some(hearth_protocol::backup::wire::DIRECT_ALPN) {
+        let host = host_of(&slot);
+        let allowed = match &host {
+            Some(h) => {
+                let (h2, who) = (h.clone(), peer.to_bytes());
+                tokio::task::spawn_blocking(move || h2.may_connect(&who)).await.unwrap_or(false)
+            }
+            None => false,
+        };
+        let Some(host) = host.filter(|_| allowed) else {
+            warn!(%peer, "refused a {} connection from {remote}: this node hosts no backup for it", hearth_protocol::backup::wire::DIRECT_PROTOCOL);
+            conn.close(quinn::VarInt::from_u32(CLOSE_REFUSED), b"this node hosts no backup for you");
+            return Ok(());
+        };
+        debug!(%peer, "{} connection from {remote}", hearth_protocol::backup::wire::DIRECT_PROTOCOL);
+        drop(host);
+        backup::serve(conn, peer, slot).await;
+        return Ok(());
+    }
     if !may_read(&readers, &peer) {
         warn!(%peer, "refused a direct connection from {remote}: not a member of any share here");
         conn.close(quinn::VarInt::from_u32(CLOSE_REFUSED), b"you are not a member of a share on this node");

@@ -69,12 +69,14 @@ pub fn server_config(keypair: &Keypair) -> anyhow::Result<rustls::ServerConfig> 
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(Arc::new(Verifier { expected: None }))
         .with_cert_resolver(Arc::new(AlwaysCert(cert)));
-    config.alpn_protocols = vec![hearth_protocol::blob::batch::ALPN.to_vec()];
+    config.alpn_protocols =
+        vec![hearth_protocol::blob::batch::ALPN.to_vec(), hearth_protocol::backup::wire::DIRECT_ALPN.to_vec()];
     Ok(config)
 }
 
-/// The client side, for a connection to `expected` only.
-pub fn client_config(keypair: &Keypair, expected: PeerId) -> anyhow::Result<rustls::ClientConfig> {
+/// The client side, for a connection to `expected` only, speaking `alpn`
+/// (`/hearth/blob/2` or `/hearth/backup/2`).
+pub fn client_config(keypair: &Keypair, expected: PeerId, alpn: &[u8]) -> anyhow::Result<rustls::ClientConfig> {
     let provider = provider();
     let cert = certified_key(keypair, &provider)?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -82,7 +84,7 @@ pub fn client_config(keypair: &Keypair, expected: PeerId) -> anyhow::Result<rust
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Verifier { expected: Some(expected) }))
         .with_client_cert_resolver(Arc::new(AlwaysCert(cert)));
-    config.alpn_protocols = vec![hearth_protocol::blob::batch::ALPN.to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(config)
 }
 

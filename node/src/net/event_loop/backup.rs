@@ -23,6 +23,9 @@ use crate::backup::{BackupOp, Engine};
 use crate::net::codec::Wire;
 use crate::now_unix;
 
+/// How often deletes still pending are tried again.
+const PENDING_DELETES_EVERY: Duration = Duration::from_secs(5);
+
 type Answered = tokio::task::JoinHandle<(ResponseChannel<BackupResponse>, BackupResponse)>;
 
 /// The backup parts of the event loop.
@@ -37,6 +40,7 @@ pub struct Backup {
     pub(super) answering: FuturesUnordered<Answered>,
     last_audit: Instant,
     last_run: Instant,
+    last_pending: Instant,
 }
 
 impl Backup {
@@ -50,6 +54,7 @@ impl Backup {
             answering: Default::default(),
             last_audit: Instant::now(),
             last_run: Instant::now(),
+            last_pending: Instant::now(),
         }
     }
 }
@@ -146,6 +151,9 @@ impl EventLoop {
                 let id = self.swarm.behaviour_mut().backup.send_request(&peer, Wire::Msg(request));
                 self.backup.calls.insert(id, reply);
             }
+            RpcMsg::DirectTarget { peer, reply } => {
+                let _ = reply.send(self.direct.backup_target(&peer));
+            }
         }
     }
 
@@ -168,6 +176,18 @@ impl EventLoop {
                 match engine.audit().await {
                     Ok(report) => debug!("backup audit round: {report}"),
                     Err(e) => warn!("backup audit round failed: {e:#}"),
+                }
+            });
+        }
+        // Deletes `forget` could not send reach a friend soon after it is back.
+        if now.duration_since(self.backup.last_pending) >= PENDING_DELETES_EVERY {
+            self.backup.last_pending = now;
+            let engine = self.backup.engine.clone();
+            tokio::spawn(async move {
+                match engine.retry_pending_deletes().await {
+                    Ok(0) => {}
+                    Ok(freed) => info!(freed, "pruned shards deleted from friends that came back"),
+                    Err(e) => warn!("pending shard deletes failed: {e:#}"),
                 }
             });
         }

@@ -156,6 +156,14 @@ impl DirectLinks {
         self.links.get(peer).is_some_and(|l| matches!(&l.state, LinkState::Up(c) if c.close_reason().is_none()))
     }
 
+    /// The endpoint and `peer`'s direct address as far as known, for
+    /// `/hearth/backup/2` (which keeps its own connections).
+    pub(super) fn backup_target(&self, peer: &PeerId) -> Option<(Direct, IpAddr, Option<u16>)> {
+        let endpoint = self.endpoint.as_ref()?;
+        let link = self.links.get(peer)?;
+        Some((endpoint.clone(), link.ip?, link.port))
+    }
+
     /// Who may read contents here.
     pub(super) fn set_readers(&self, readers: impl IntoIterator<Item = PeerId>) {
         let new: std::collections::HashSet<PeerId> = readers.into_iter().collect();
