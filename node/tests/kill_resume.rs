@@ -420,16 +420,32 @@ fn a_receiver_killed_while_writing_the_file_out_restarts_cleanly() {
     let homes = Homes::new();
     let Pair { b, up_b, source, copy, _up_a } = alice_shares_big_with_bob(&hearth, &homes);
 
-    // Every chunk is here; the file is being assembled in a temporary file
-    // next to its final place. Kill bob then.
+    // A first crash mid-transfer: what bob stored before it, his next
+    // process did not write itself, so his write-out verifies it (hashes
+    // it back) before the rename. That verification is the window in which
+    // the file being written out sits in the folder under a temporary name
+    // (a download written by one process alone is linked into place at
+    // once, too quickly to be caught).
     let mut watch = FinalPath::new(copy.join("big.bin"), source.join("big.bin"));
+    let mut last = Value::Null;
+    wait_watching(TRANSFER, &mut watch, "half of the big file to be stored", || {
+        last = status(&hearth, &b);
+        stored_bytes(&b) >= BIG / 2
+    });
+    assert!(u(&last, "files_pending_down") > 0, "the transfer finished before the first kill: {last}");
+    up_b.kill();
+    let up_b = hearth.up_logging(&b, Some(&homes.log("bob")));
+
+    // Every chunk arrives; the file is being assembled in a temporary file
+    // next to its final place. Kill bob then.
     let deadline = Instant::now() + TRANSFER;
     let partly_written =
         || temp_files(&copy).iter().any(|name| std::fs::metadata(copy.join(name)).is_ok_and(|m| m.len() >= 1 << 20));
     while !partly_written() {
         watch.check();
+        assert!(!watch.path.exists(), "big.bin was written out before a temporary file was seen");
         assert!(Instant::now() < deadline, "no temporary file of 1 MiB or more seen in {TRANSFER:?}");
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     up_b.kill();
     let left: Vec<(String, u64)> = temp_files(&copy)
