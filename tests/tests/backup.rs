@@ -351,6 +351,54 @@ async fn a_friend_that_drops_shards_is_caught_and_repaired() -> Result<()> {
     Ok(())
 }
 
+/// Shard files an owner's friend holds for it.
+fn shard_files(friend: &TestNode) -> Vec<PathBuf> {
+    let mut held = Vec::new();
+    all_bytes(&friend.root().join("blobs/hosted"), &mut held);
+    held.into_iter().map(|(p, _)| p).filter(|p| p.to_string_lossy().contains("/shards/")).collect()
+}
+
+/// Bug 4 of the simulator: a repair stopped at the first pack it could not
+/// rebuild, so the other packs of the lost friend stayed unrepaired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pack_that_cannot_be_rebuilt_does_not_stop_the_repair_of_the_others() -> Result<()> {
+    // Run 1: pack P1 on two friends. Run 2 (new content): pack P2 on the
+    // friend that held nothing and on one of the first two.
+    let (owner, [f1, f2, f3], data_dir, data, _files) = spare_friend_setup(None).await?;
+    let first: Vec<&TestNode> = [&f1, &f2, &f3].into_iter().filter(|f| !shard_files(f).is_empty()).collect();
+    assert_eq!(first.len(), 2, "run 1 placed its pack on two friends");
+    std::fs::write(data.join("photos/second.raw"), hearth_tests::noise_bytes(2_000_000, 11))?;
+    backup(&owner, BackupOp::Run).await?;
+    let nodes = [&f1, &f2, &f3];
+    let lost =
+        nodes.iter().find(|f| shard_files(f).len() == 2).ok_or_else(|| anyhow!("a friend holding both packs"))?;
+    let spare = nodes.iter().find(|f| !first.iter().any(|h| h.name == f.name)).ok_or_else(|| anyhow!("the spare"))?;
+    assert_eq!(shard_files(spare).len(), 1, "run 2 placed its pack on the spare");
+    // `lost` loses both shards, the spare its shard of P2: P2 has no good
+    // shard left, P1 still has one (on the third friend).
+    for p in shard_files(lost).into_iter().chain(shard_files(spare)) {
+        std::fs::remove_file(p)?;
+    }
+    let audit = backup(&owner, BackupOp::Audit).await?;
+    let repairs = audit["repairs"].as_array().cloned().unwrap_or_default();
+    let of_lost = repairs
+        .iter()
+        .find(|r| r["note"].as_str().is_some_and(|n| n.contains("re-created")) && r["moved"].as_u64() > Some(0))
+        .ok_or_else(|| anyhow!("no repair re-created a shard: {audit}"))?;
+    assert!(repairs.iter().all(|r| r.get("error").is_none()), "a repair ended in an error: {audit}");
+    assert_eq!(of_lost["unrepaired_packs"], 1, "P2 is reported as not repairable: {audit}");
+    assert!(of_lost["note"].as_str().unwrap_or_default().contains("could not be repaired"), "{audit}");
+    // P1 is whole again: a restore of the first snapshot works.
+    let snapshots = backup(&owner, BackupOp::Snapshots).await?;
+    let oldest = snapshots.as_array().and_then(|s| s.first()).and_then(|s| s["id"].as_str()).map(str::to_owned);
+    let target = data_dir.path().join("restored-first");
+    let restore = BackupOp::Restore { snapshot: oldest, path: None, to: target.to_string_lossy().into_owned() };
+    backup(&owner, restore).await?;
+    let at = target.join(data.strip_prefix("/")?).join("photos/holiday.raw");
+    assert_eq!(std::fs::read(&at)?, hearth_tests::noise_bytes(3_000_000, 7));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_friend_away_past_the_grace_period_is_replaced() -> Result<()> {
     let (owner, [f1, f2, f3], _data_dir, _data, _files) = spare_friend_setup(Some(1)).await?;

@@ -16,7 +16,9 @@ use std::collections::BTreeSet;
 
 use anyhow::{anyhow, Result};
 use hearth_protocol::backup::audit::{challenge, verify};
+use hearth_protocol::backup::catalog::{Catalog, PackRecord};
 use hearth_protocol::backup::erasure::{self, ShardId};
+use hearth_protocol::backup::pack::PackId;
 use hearth_protocol::backup::wire::{BackupRequest, BackupResponse};
 use libp2p::PeerId;
 use tracing::{info, warn};
@@ -156,38 +158,16 @@ impl Engine {
                 stuck += 1;
                 continue;
             };
-            let bytes = fetch_pack(&self.rpc, &catalog, &pack, &record, &skip, &mut problems).await?;
-            let (k, n) = (record.k as usize, record.n as usize);
-            let shards = tokio::task::spawn_blocking(move || erasure::encode(&pack, &bytes, k, n))
-                .await
-                .map_err(|e| anyhow!("re-encoding failed: {e}"))??;
-            for place in record.shards.iter().filter(|s| s.host == lost) {
-                let shard = shards.get(place.index as usize).ok_or_else(|| anyhow!("bad shard index"))?;
-                let id = ShardId::of(shard);
-                self.rpc
-                    .upload(target, shard, |offset, total, data| BackupRequest::PutShard {
-                        shard: id,
-                        offset,
-                        total,
-                        data,
-                    })
-                    .await?;
-                if let Some(rec) = catalog.packs.get_mut(&pack) {
-                    for s in rec.shards.iter_mut().filter(|s| s.index == place.index) {
-                        s.host = target.to_bytes();
-                        s.id = id;
-                    }
+            // A pack that cannot be rebuilt (fewer than k shards reachable)
+            // or placed does not stop the repair of the others (found by
+            // the simulator, bug 4: the first such pack ended the repair).
+            match self.repair_pack(&mut catalog, &pack, &record, lost, target, &skip, &mut loads, &mut problems).await {
+                Ok(count) => moved += count,
+                Err(e) => {
+                    warn!(pack = %pack.hex(), "backup repair could not rebuild a pack: {e:#}");
+                    problems.push(format!("pack {}: {e:#}", pack.hex()));
+                    stuck += 1;
                 }
-                if let Some(l) = loads.iter_mut().find(|(p, _)| *p == target) {
-                    l.1 += shard.len() as u64;
-                }
-                bstore::update_friend(&self.store, &target.to_bytes(), |f| {
-                    f.map(|mut f| {
-                        f.stored += shard.len() as u64;
-                        f
-                    })
-                })?;
-                moved += 1;
             }
             catalog.generation += 1;
             bstore::set_catalog(&self.store, &catalog)?;
@@ -209,5 +189,51 @@ impl Engine {
         Ok(
             serde_json::json!({ "reason": why, "moved": moved, "unrepaired_packs": stuck, "note": note, "problems": problems }),
         )
+    }
+
+    /// Re-creates the shards of `pack` that `lost` held on `target`;
+    /// returns how many. The catalog is updated shard by shard.
+    #[allow(clippy::too_many_arguments)]
+    async fn repair_pack(
+        &self,
+        catalog: &mut Catalog,
+        pack: &PackId,
+        record: &PackRecord,
+        lost: &[u8],
+        target: PeerId,
+        skip: &BTreeSet<Vec<u8>>,
+        loads: &mut [(PeerId, u64)],
+        problems: &mut Vec<String>,
+    ) -> Result<usize> {
+        let bytes = fetch_pack(&self.rpc, catalog, pack, record, skip, problems).await?;
+        let (k, n, id) = (record.k as usize, record.n as usize, *pack);
+        let shards = tokio::task::spawn_blocking(move || erasure::encode(&id, &bytes, k, n))
+            .await
+            .map_err(|e| anyhow!("re-encoding failed: {e}"))??;
+        let mut moved = 0;
+        for place in record.shards.iter().filter(|s| s.host == lost) {
+            let shard = shards.get(place.index as usize).ok_or_else(|| anyhow!("bad shard index"))?;
+            let id = ShardId::of(shard);
+            self.rpc
+                .upload(target, shard, |offset, total, data| BackupRequest::PutShard { shard: id, offset, total, data })
+                .await?;
+            if let Some(rec) = catalog.packs.get_mut(pack) {
+                for s in rec.shards.iter_mut().filter(|s| s.index == place.index) {
+                    s.host = target.to_bytes();
+                    s.id = id;
+                }
+            }
+            if let Some(l) = loads.iter_mut().find(|(p, _)| *p == target) {
+                l.1 += shard.len() as u64;
+            }
+            bstore::update_friend(&self.store, &target.to_bytes(), |f| {
+                f.map(|mut f| {
+                    f.stored += shard.len() as u64;
+                    f
+                })
+            })?;
+            moved += 1;
+        }
+        Ok(moved)
     }
 }

@@ -295,7 +295,24 @@ impl Host {
     ) -> anyhow::Result<BackupResponse> {
         let done = dir.join(name);
         let part = dir.join(format!("{name}.part"));
-        let complete_len = fs::metadata(&done).map(|m| m.len()).ok();
+        let mut complete_len = fs::metadata(&done).map(|m| m.len()).ok();
+        if let (Some(id), Some(len), 0) = (shard, complete_len, offset) {
+            // The owner is (re)placing a shard this host already holds:
+            // "already have" is only true of a copy that still hashes to its
+            // id. A rotten one (bit rot, a damaged disk) is dropped and the
+            // upload goes on from scratch (found by the simulator, bug 5).
+            if !hashes_to(&done, &id)? {
+                warn!(owner = %hex::encode(owner), shard = %id.hex(), "a held shard no longer hashes to its id; taking the new upload");
+                fs::remove_file(&done)?;
+                bstore::update_hosting(&self.store, owner, |r| {
+                    r.map(|mut r| {
+                        r.used = r.used.saturating_sub(len);
+                        r
+                    })
+                })?;
+                complete_len = None;
+            }
+        }
         let mut partial_len = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
         if offset == 0 && partial_len > 0 {
             // An upload that starts over: drop what an interrupted one left.
@@ -469,6 +486,13 @@ fn read_only() -> BackupResponse {
     refused(Refusal::NotAFriend, "a restore identity may only read")
 }
 
+/// Whether the file at `path` hashes (BLAKE3) to `id`.
+fn hashes_to(path: &Path, id: &ShardId) -> std::io::Result<bool> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(fs::File::open(path)?)?;
+    Ok(hasher.finalize().as_bytes() == &id.0)
+}
+
 fn read_range(path: &Path, offset: u64, len: u32) -> anyhow::Result<BackupResponse> {
     let mut file = match fs::File::open(path) {
         Ok(f) => f,
@@ -572,5 +596,61 @@ mod tests {
         assert_eq!(code(host.answer(&owner, bad_range, 1)), Some(Refusal::BadRequest));
         // Nothing stored changed: eve's delete reached her own space only.
         assert_eq!(host.answer(&owner, get, 1), BackupResponse::Data { total: 20, data });
+    }
+
+    /// Bug 5 of the simulator: a host held a rotten copy of a shard and
+    /// answered "already have" when the owner placed that shard again, so
+    /// the owner counted a shard nobody could decode from.
+    #[test]
+    fn a_rotten_copy_is_replaced_not_reported_as_held() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("db.redb")).expect("store"));
+        let host = Host::new(store.clone(), dir.path().join("hosted"));
+        let owner = b"owner-peer".to_vec();
+        store.add_contact(&owner, contact("owner")).expect("contact");
+        bstore::update_hosting(&store, &owner, |_| {
+            Some(HostingRecord {
+                agreement: Agreement::Accepted { quota: 1 << 20 },
+                restore_peer: vec![],
+                passphrase_peer: None,
+                used: 0,
+                since: 0,
+                last_contact: None,
+            })
+        })
+        .expect("agreement");
+        let data = b"a shard that will rot".to_vec();
+        let (shard, total) = (ShardId::of(&data), data.len() as u64);
+        let put = BackupRequest::PutShard { shard, offset: 0, total, data: data.clone() };
+        assert_eq!(host.answer(&owner, put.clone(), 1), BackupResponse::Stored { have: total });
+        // A sound copy is held: "already have", nothing written again.
+        assert_eq!(host.answer(&owner, put.clone(), 1), BackupResponse::Stored { have: total });
+        let used = || bstore::hosting(&store, &owner).expect("read").expect("record").used;
+        assert_eq!(used(), total);
+        // The disk flips a bit of it.
+        let held = walkdir(&dir.path().join("hosted"), &shard.hex()).expect("the shard's file");
+        let mut rotten = data.clone();
+        rotten[3] ^= 0x40;
+        std::fs::write(&held, &rotten).expect("rot");
+        // Placing it again stores the good bytes, counted once.
+        assert_eq!(host.answer(&owner, put, 1), BackupResponse::Stored { have: total });
+        assert_eq!(std::fs::read(&held).expect("read"), data);
+        assert_eq!(used(), total);
+        let get = BackupRequest::GetShard { shard, offset: 0, len: total as u32 };
+        assert_eq!(host.answer(&owner, get, 1), BackupResponse::Data { total, data });
+    }
+
+    fn walkdir(dir: &Path, name: &str) -> Option<PathBuf> {
+        for e in std::fs::read_dir(dir).ok()?.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                if let Some(found) = walkdir(&path, name) {
+                    return Some(found);
+                }
+            } else if e.file_name().to_string_lossy() == name {
+                return Some(path);
+            }
+        }
+        None
     }
 }
