@@ -331,7 +331,8 @@ impl ViewLog {
             return Err(Rejection::OutOfOrder { got: entry.seq, have });
         }
         let message = Entry::signing_message(&self.view, entry.seq, &entry.prev, &entry.body);
-        if !verifier.verify(&self.owner, &message, &entry.signature) {
+        let unverified = crate::mutant::active(crate::mutant::Mutant::UnverifiedViews);
+        if !unverified && !verifier.verify(&self.owner, &message, &entry.signature) {
             return Err(Rejection::BadSignature);
         }
         if self.revoked {

@@ -796,6 +796,9 @@ impl ShareDoc {
     /// The authorisation rule of the module documentation, for one change
     /// whose dependencies are all applied.
     fn authorise(&self, change: &Change) -> Result<(), Rejection> {
+        if crate::mutant::active(crate::mutant::Mutant::NoAuth) {
+            return Ok(());
+        }
         let author = change.actor_id().to_bytes().to_vec();
         if change.deps().is_empty() {
             // The first change of the share: only its owner makes it.

@@ -17,7 +17,8 @@
 pub mod invariants;
 pub mod net;
 pub mod node;
+pub mod scenario;
 pub mod world;
 
 pub use invariants::Violation;
-pub use world::{run_seed, Config, Faults, Outcome, Stats};
+pub use world::{run_seed, Config, Faults, Mutant, Outcome, Scenario, Stats};

@@ -1,10 +1,10 @@
 //! Seeded runs of the pairing simulation: determinism, many seeds under
 //! faults, and pinned seeds for the issues the simulator found.
 
-use hearth_simulator::{run_seed, Config, Faults, Outcome, Stats};
+use hearth_simulator::{run_seed, Config, Faults, Outcome, Scenario, Stats};
 
 fn config(seed: u64, events: u64, faults: Faults) -> Config {
-    Config { seed, nodes: 5, events, faults, strict: false }
+    Config { seed, nodes: 5, events, faults, strict: false, scenario: Scenario::Pairing, mutant: None }
 }
 
 fn must_pass(outcome: &Outcome) {
