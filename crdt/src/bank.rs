@@ -404,6 +404,14 @@ impl ViewLog {
         (account, keys.len(), balance)
     }
 
+    /// The operations of `wanted` this log does not show as they are (absent,
+    /// or with other content), in `wanted`'s order: what a crash between an
+    /// import's commit and the view's append left out, to append at start.
+    pub fn missing_ops(&self, wanted: &[ViewOp]) -> Vec<ViewOp> {
+        let shown = self.state().ops;
+        wanted.iter().filter(|op| shown.get(&op.key) != Some(*op)).cloned().collect()
+    }
+
     /// The account, operations and balance the log describes.
     pub fn state(&self) -> ViewState {
         let mut state = ViewState::default();

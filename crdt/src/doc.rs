@@ -423,6 +423,15 @@ impl ShareDoc {
         }
     }
 
+    /// Whether `peer` may sync this document with us: a member, or the
+    /// share's owner while our document has not received its first change
+    /// yet (a member that just accepted holds an empty document, in which
+    /// nobody, not even the owner, has a role; refusing the owner there left
+    /// it empty for good when its own first sync was lost).
+    pub fn may_sync(&self, peer: &[u8]) -> bool {
+        self.role_of(peer).is_some() || (peer == self.owner.as_slice() && self.root_obj("members").is_none())
+    }
+
     /// Whether the owner removed `peer` (as opposed to `peer` not having
     /// been added yet, e.g. in a document still arriving in parts).
     pub fn was_removed(&self, peer: &[u8]) -> bool {

@@ -111,3 +111,56 @@ fn regression_seed_1_removed_contact_comes_back() {
     must_pass(&outcome);
     assert!(outcome.known.is_empty(), "{:?}", outcome.known);
 }
+
+fn share(seed: u64, nodes: usize, events: u64) -> Config {
+    Config { seed, nodes, events, faults: Faults::All, strict: false, scenario: Scenario::Share, mutant: None }
+}
+
+/// Bug 1: a member whose document was still empty refused the owner's
+/// sync (`ShareDoc::may_sync`).
+#[test]
+fn seed_0_share_a_member_with_an_empty_document_takes_the_owners_sync() {
+    must_pass(&run_seed(&share(0, 5, 1_000)));
+}
+
+/// Bug 2: an honest node whose sync answer came from a member holding a
+/// change it refused (the read-only forger) saw that member lack all of its
+/// history and sent it again, forever (`no_quiescence`). A follow-up round is
+/// now made only when the peer's heads moved.
+#[test]
+fn seed_16_share_no_endless_sync_with_a_member_holding_a_refused_change() {
+    must_pass(&run_seed(&share(16, 5, 1_000)));
+}
+
+/// Bug 3: an edit of the winning version of a file whose losing version
+/// (another member's concurrent edit) was not on disk yet superseded both;
+/// `Folder::edit_is_concurrent` now looks at every version shown.
+#[test]
+fn seed_49_share_an_edit_does_not_supersede_an_unseen_concurrent_version() {
+    must_pass(&run_seed(&share(49, 5, 1_000)));
+}
+
+fn bank(seed: u64) -> Config {
+    Config { seed, nodes: 8, events: 1_000, faults: Faults::All, strict: false, scenario: Scenario::Bank, mutant: None }
+}
+
+#[test]
+fn bank_views_keep_their_invariants_over_seeds() {
+    let mut total = Stats::default();
+    for seed in 0..20 {
+        let outcome = run_seed(&bank(seed));
+        must_pass(&outcome);
+        total.merge(&outcome.stats);
+    }
+    for key in [
+        "bank.import",
+        "bank.share",
+        "bank.unshare",
+        "bank.caught_up",
+        "bank.entry_rejected",
+        "fault.crash_during_import",
+    ] {
+        assert!(total.get(key) > 0, "no {key} in 20 seeds: {total:#?}");
+    }
+    assert_eq!(total.get("invariants.final_checks"), 20);
+}

@@ -437,7 +437,7 @@ impl Share {
         } else {
             let peer = self.nodes[from].id.clone();
             let doc = self.nodes[i].doc.as_ref().expect("active node has a document");
-            if doc.role_of(&peer).is_none() {
+            if !doc.may_sync(&peer) {
                 Some(wire::NOT_A_MEMBER)
             } else {
                 None
@@ -486,9 +486,17 @@ impl Share {
                 }
                 let (applied, _) = self.apply(i, from, changes);
                 let theirs = heads_from(&heads);
-                self.nodes[i].peer_heads.insert(from, theirs.clone());
-                let owe = self.nodes[i].doc.as_mut().is_some_and(|d| !d.changes_for(&theirs).is_empty());
-                if self.nodes[i].active && (more || owe) {
+                let before = self.nodes[i].peer_heads.insert(from, theirs.clone());
+                // Another round when they have more, or lack some of ours,
+                // but only if this round moved their heads: a peer whose
+                // heads include a change we refused (the read-only forger)
+                // seems to lack everything, and was sent our whole history
+                // again and again, forever (bug 2).
+                let moved = before.as_ref() != Some(&theirs);
+                let owe = moved && self.nodes[i].doc.as_mut().is_some_and(|d| !d.changes_for(&theirs).is_empty());
+                // (The hostile nodes do not follow up.)
+                let honest = matches!(self.nodes[i].who, Who::Owner | Who::Member);
+                if self.nodes[i].active && honest && (more || owe) {
                     self.sync_to(i, from);
                 }
                 if applied > 0 {
@@ -891,6 +899,13 @@ impl Share {
                 self.accept(i);
             }
         }
+        // Everyone is online again: every node syncs with the members it
+        // knows once (as the node does when a contact comes online), even
+        // when the members left agree already; a removed node that missed
+        // its removal learns it here.
+        for i in 0..self.nodes.len() - 1 {
+            self.sync_all(i, None);
+        }
         for round in 0..6 {
             let mut budget = 200_000u64;
             while let Some(ev) = self.sim.pop() {
@@ -914,8 +929,13 @@ impl Share {
         for i in 0..self.nodes.len() - 2 {
             self.write_out(i);
         }
+        let mut budget = 100_000u64;
         while let Some(ev) = self.sim.pop() {
             self.handle(ev);
+            budget -= 1;
+            if budget == 0 {
+                return self.sim.fail(Violation::new("no_quiescence", "still busy after the last write-out"));
+            }
         }
         self.check_final();
     }
