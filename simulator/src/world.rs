@@ -98,6 +98,14 @@ pub enum Mutant {
     LastWriterWins,
     /// Viewers accept bank view entries without the owner's signature.
     UnverifiedViews,
+    /// Owners accept any answer to a backup audit without its block hash.
+    UnverifiedAudits,
+    /// The node's repair as it is: it stops at the first pack it cannot
+    /// rebuild (bug 4; simulator model only).
+    RepairStopsEarly,
+    /// The node's host as it is: an upload of a shard it holds a rotten
+    /// copy of is answered "already have" (bug 5; simulator model only).
+    StaleShardKept,
 }
 
 impl Mutant {
@@ -107,15 +115,36 @@ impl Mutant {
             Mutant::NoAuth => "no-auth",
             Mutant::LastWriterWins => "last-writer-wins",
             Mutant::UnverifiedViews => "unverified-views",
+            Mutant::UnverifiedAudits => "unverified-audits",
+            Mutant::RepairStopsEarly => "repair-stops-early",
+            Mutant::StaleShardKept => "stale-shard-kept",
         }
     }
 
-    fn core(self) -> hearth_crdt::mutant::Mutant {
-        match self {
-            Mutant::NoAuth => hearth_crdt::mutant::Mutant::NoAuth,
-            Mutant::LastWriterWins => hearth_crdt::mutant::Mutant::LastWriterWins,
-            Mutant::UnverifiedViews => hearth_crdt::mutant::Mutant::UnverifiedViews,
-        }
+    /// Every mutant, with the scenario whose invariants should catch it.
+    pub const EACH: [(Mutant, Scenario); 6] = [
+        (Mutant::NoAuth, Scenario::Share),
+        (Mutant::LastWriterWins, Scenario::Share),
+        (Mutant::UnverifiedViews, Scenario::Bank),
+        (Mutant::UnverifiedAudits, Scenario::Backup),
+        (Mutant::RepairStopsEarly, Scenario::Backup),
+        (Mutant::StaleShardKept, Scenario::Backup),
+    ];
+
+    /// Turns `mutant` (or none) on in the cores, for this thread.
+    fn set(mutant: Option<Mutant>) {
+        use hearth_crdt::mutant::Mutant as C;
+        use hearth_protocol::mutant::Mutant as P;
+        hearth_crdt::mutant::set(match mutant {
+            Some(Mutant::NoAuth) => Some(C::NoAuth),
+            Some(Mutant::LastWriterWins) => Some(C::LastWriterWins),
+            Some(Mutant::UnverifiedViews) => Some(C::UnverifiedViews),
+            _ => None,
+        });
+        hearth_protocol::mutant::set(match mutant {
+            Some(Mutant::UnverifiedAudits) => Some(P::UnverifiedAudits),
+            _ => None,
+        });
     }
 }
 
@@ -206,7 +235,7 @@ pub struct Outcome {
 /// Runs one seed to completion. Never panics: a panic in the core or the
 /// simulator is reported as a `panic` failure with the trace so far.
 pub fn run_seed(config: &Config) -> Outcome {
-    hearth_crdt::mutant::set(config.mutant.map(Mutant::core));
+    Mutant::set(config.mutant);
     let outcome = match config.scenario {
         Scenario::All => {
             let mut all: Option<Outcome> = None;
@@ -234,7 +263,7 @@ pub fn run_seed(config: &Config) -> Outcome {
         }
         _ => run_one(config),
     };
-    hearth_crdt::mutant::set(None);
+    Mutant::set(None);
     outcome
 }
 
