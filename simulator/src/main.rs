@@ -164,6 +164,15 @@ fn print_summary(args: &Args, total: &Stats, secs: f64) {
         args.seeds as f64 / secs.max(1e-9),
         total.get("sim.events"),
     );
+    let sum = |prefix: &str| total.counters.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum::<u64>();
+    println!(
+        "  totals: faults injected {} (+ {} messages lost, {} duplicated, {} cut), invariant checks {}",
+        sum("fault."),
+        total.get("net.lost"),
+        total.get("net.duplicated"),
+        total.get("net.cut"),
+        sum("invariants."),
+    );
     let mut section = String::new();
     let mut line = String::new();
     for (key, value) in &total.counters {

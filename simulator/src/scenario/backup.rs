@@ -19,7 +19,7 @@
 //! a stored shard; a bad friend silently dropping shards; a friend losing
 //! its disk (shards and agreement: it accepts again when asked). Shard
 //! damage stays within what the coding tolerates: at most `n - k` damaged
-//! shards per pack at a time (`fault.skipped_budget` counts the rest). A
+//! shards per pack at a time (`backup.fault_skipped_budget` counts the rest). A
 //! stranger asks hosts for shards, audits, hosting, and uploads.
 //!
 //! Invariants ([`check`]): after every event, no host holds more than its
@@ -444,7 +444,7 @@ impl Backup {
         if self.damage_ok(h, Some(id)) {
             Some((h, id))
         } else {
-            self.sim.bump("fault.skipped_budget");
+            self.sim.bump("backup.fault_skipped_budget");
             None
         }
     }
@@ -468,7 +468,7 @@ impl Backup {
     fn disk_loss(&mut self) {
         let h = self.sim.rng.gen_range(1..self.stranger());
         if !self.damage_ok(h, None) {
-            return self.sim.bump("fault.skipped_budget");
+            return self.sim.bump("backup.fault_skipped_budget");
         }
         let host = &mut self.hosts[h];
         host.shards.clear();
