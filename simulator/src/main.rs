@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         scenario: args.scenario,
         mutant: args.mutant,
     };
-    let outcomes = run_all(&seeds, usize::from(args.jobs), &config);
+    let outcomes = run_all(&seeds, usize::from(args.jobs), args.trace, &config);
     let mut total = Stats::default();
     let mut failed = Vec::new();
     let mut known_seeds = 0u64;
@@ -129,9 +129,18 @@ fn main() -> ExitCode {
 }
 
 /// Runs every seed on `jobs` threads; the outcomes come back in seed order.
-fn run_all(seeds: &[u64], jobs: usize, config: &(dyn Fn(u64) -> Config + Sync)) -> Vec<Outcome> {
+/// The trace of a seed that passed is dropped unless `traces` (its hash is
+/// kept): a thousand seeds of every scenario would hold gigabytes.
+fn run_all(seeds: &[u64], jobs: usize, traces: bool, config: &(dyn Fn(u64) -> Config + Sync)) -> Vec<Outcome> {
+    let run = |seed| {
+        let mut outcome = run_seed(&config(seed));
+        if !traces && outcome.failure.is_none() {
+            outcome.trace = Vec::new();
+        }
+        outcome
+    };
     if jobs <= 1 {
-        return seeds.iter().map(|&s| run_seed(&config(s))).collect();
+        return seeds.iter().map(|&s| run(s)).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::Mutex::new(Vec::new());
@@ -140,7 +149,7 @@ fn run_all(seeds: &[u64], jobs: usize, config: &(dyn Fn(u64) -> Config + Sync)) 
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { break };
-                let outcome = run_seed(&config(seed));
+                let outcome = run(seed);
                 done.lock().unwrap_or_else(|e| e.into_inner()).push((i, outcome));
             });
         }
