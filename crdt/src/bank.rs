@@ -331,7 +331,8 @@ impl ViewLog {
             return Err(Rejection::OutOfOrder { got: entry.seq, have });
         }
         let message = Entry::signing_message(&self.view, entry.seq, &entry.prev, &entry.body);
-        if !verifier.verify(&self.owner, &message, &entry.signature) {
+        let unverified = crate::mutant::active(crate::mutant::Mutant::UnverifiedViews);
+        if !unverified && !verifier.verify(&self.owner, &message, &entry.signature) {
             return Err(Rejection::BadSignature);
         }
         if self.revoked {
@@ -401,6 +402,14 @@ impl ViewLog {
             }
         }
         (account, keys.len(), balance)
+    }
+
+    /// The operations of `wanted` this log does not show as they are (absent,
+    /// or with other content), in `wanted`'s order: what a crash between an
+    /// import's commit and the view's append left out, to append at start.
+    pub fn missing_ops(&self, wanted: &[ViewOp]) -> Vec<ViewOp> {
+        let shown = self.state().ops;
+        wanted.iter().filter(|op| shown.get(&op.key) != Some(*op)).cloned().collect()
     }
 
     /// The account, operations and balance the log describes.

@@ -110,13 +110,18 @@ pub(crate) fn from_cbor<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T>
 
 /// An entry's versions in `doc`, winner first.
 fn read_versions(doc: &ShareDoc, entry: EntryId) -> Vec<Arc<Version>> {
-    doc.entry_field(entry.as_bytes(), "version")
+    let mut versions: Vec<Arc<Version>> = doc
+        .entry_field(entry.as_bytes(), "version")
         .into_iter()
         .filter_map(|v| match v {
             ScalarValue::Bytes(b) => from_cbor(&b).map(Arc::new),
             _ => None,
         })
-        .collect()
+        .collect();
+    if crate::mutant::active(crate::mutant::Mutant::LastWriterWins) {
+        versions.truncate(1);
+    }
+    versions
 }
 
 /// The entry named by a key of the `entries` map (32 hex digits).
@@ -196,6 +201,22 @@ impl Folder {
     /// Document values that could not be read (corrupt or forged).
     pub fn skipped_values(&self) -> usize {
         self.skipped_values
+    }
+
+    /// Whether a local edit of `entry`'s file, made on the version whose
+    /// content is `based_on` (what the local index recorded at its path),
+    /// is concurrent with a version of another member, so that it must
+    /// become a conflict copy instead of a new version (which would
+    /// supersede every version of the entry). The rule the node's scan
+    /// applies, here so that the simulator checks the same one.
+    ///
+    /// Concurrent as soon as *any* version shown differs from `based_on`,
+    /// not only the winner: after two members' edits raced, the losing
+    /// version is shown as a conflict copy, which may not be on this disk
+    /// yet; an edit of the winner used to supersede it unseen (found by the
+    /// simulator, seed 49 of `--scenario share`).
+    pub fn edit_is_concurrent(&self, entry: EntryId, based_on: &[u8]) -> bool {
+        self.versions(entry).iter().any(|w| w.content != based_on)
     }
 
     /// The next Lamport counter for a local op.

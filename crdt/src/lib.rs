@@ -15,6 +15,8 @@
 //!   undo/apply/redo for late ops, cycle-making moves skipped, deterministic
 //!   display names for colliding siblings.
 //! - [`retention`]: how long deleted files and old versions are kept.
+//! - [`mutant`]: deliberately broken rules for the simulator (feature
+//!   `mutants`, off unless a thread turns one on).
 //! - [`names`]: which entry names are acceptable, safe joining of names onto
 //!   the share directory, and the names Hearth makes up (numbered and
 //!   conflict names).
@@ -22,6 +24,7 @@
 pub mod bank;
 pub mod doc;
 pub mod folder;
+pub mod mutant;
 pub mod names;
 pub mod retention;
 pub mod tree;

@@ -270,3 +270,19 @@ fn honest_replicas_converge_and_keep_both_concurrent_values() {
     assert_eq!(newcomer.heads(), c_heads);
     assert_eq!(newcomer.members().len(), 3);
 }
+
+/// A member that just accepted holds an empty document, in which nobody has
+/// a role: it must still take the owner's sync (found by the simulator,
+/// seed 0 of `--scenario share --nodes 5`: the member's first sync was lost
+/// while the owner was down, and it refused the owner's ever after).
+#[test]
+fn an_empty_document_syncs_with_its_owner_only() {
+    let w = world();
+    let fresh = ShareDoc::join(&w.owner.peer(), &Key::new(9).peer());
+    assert!(fresh.may_sync(&w.owner.peer()));
+    assert!(!fresh.may_sync(&w.rw.peer()));
+    assert!(!fresh.may_sync(&Key::new(8).peer()));
+    // Once the membership arrived, the roles decide.
+    assert!(w.b.may_sync(&w.owner.peer()) && w.b.may_sync(&w.ro.peer()));
+    assert!(!w.b.may_sync(&Key::new(8).peer()));
+}

@@ -224,3 +224,26 @@ fn conflict_copies_never_share_a_name() {
     assert_eq!(b.paths(), paths, "the same names on every member");
     assert_eq!(c.paths(), paths);
 }
+
+/// Found by the simulator (seed 49 of `--scenario share`, 5 nodes): after
+/// two members' edits raced, the losing version is shown as a conflict copy
+/// that may not be on a member's disk yet. An edit there of the winning
+/// version was not "concurrent" (the winner was what it was based on), so it
+/// superseded both versions: the other member's edit was gone unseen.
+#[test]
+fn an_edit_of_the_winner_is_concurrent_while_a_losing_version_is_shown() {
+    let (mut a, mut b) = two_members();
+    a.edit(|e, k, t| e.create(id(30), EntryId::ROOT, "list.txt", &file(k, 1, t)).expect("file"));
+    sync(&mut a, &mut b);
+    assert!(!a.folder().edit_is_concurrent(id(30), &[1; 32]), "a single version, the one edited");
+    a.edit(|e, k, t| e.set_version(id(30), &file(k, 2, t)).expect("edit"));
+    b.edit(|e, k, t| e.set_version(id(30), &file(k, 3, t)).expect("edit"));
+    sync(&mut a, &mut b);
+    let versions: Vec<u8> = b.folder().versions(id(30)).iter().map(|v| v.content[0]).collect();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    // Whichever version won, an edit based on it must not supersede the other.
+    for based_on in &versions {
+        assert!(b.folder().edit_is_concurrent(id(30), &[*based_on; 32]), "based on {based_on}");
+    }
+    assert!(b.folder().edit_is_concurrent(id(30), &[1; 32]), "based on the older version");
+}

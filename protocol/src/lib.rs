@@ -18,6 +18,7 @@ pub mod bank;
 pub mod blob;
 pub mod contact;
 pub mod frame;
+pub mod mutant;
 pub mod names;
 pub mod pairing;
 pub mod share;

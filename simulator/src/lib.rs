@@ -1,13 +1,15 @@
-//! Deterministic, seeded simulation of Hearth's pairing protocol.
+//! Deterministic, seeded simulation of Hearth nodes over the sans-IO cores.
 //!
-//! Many simulated nodes ([`node`]) drive the same sans-IO core as the real
-//! node (`hearth_protocol::pairing`, `token`, `frame`) over a simulated
-//! network ([`net`]) with loss, duplication, reordering, one-way partitions
-//! and crashes. A [`world`] owns the one seeded RNG, the virtual clock, the
-//! event queue and the workload, and checks the [`invariants`] after every
-//! event. Nothing reads the real clock or OS randomness, and every map whose
-//! order can matter is a `BTreeMap`, so a seed replays exactly: the trace of
-//! a run (at least one line per event) hashes to the same BLAKE3 value every time.
+//! Simulated nodes drive the same cores as the real node — pairing
+//! ([`world`], [`node`]: `hearth_protocol::pairing`, `token`, `frame`),
+//! shared folders, bank views and backups ([`scenario`]: `hearth_crdt` and
+//! `hearth_protocol::{share, bank, backup}`) — over a simulated network
+//! ([`net`]) with loss, duplication, reordering, one-way partitions and
+//! crashes. One seeded RNG, a virtual clock and an event queue per run; the
+//! [`invariants`] are checked as the run goes and once it has settled.
+//! Nothing reads the real clock or OS randomness, and every map whose order
+//! can matter is a `BTreeMap`, so a seed replays exactly: the trace of a run
+//! (at least one line per event) hashes to the same BLAKE3 value every time.
 //!
 //! ```
 //! let outcome = hearth_simulator::run_seed(&hearth_simulator::Config::new(42));
@@ -17,7 +19,8 @@
 pub mod invariants;
 pub mod net;
 pub mod node;
+pub mod scenario;
 pub mod world;
 
 pub use invariants::Violation;
-pub use world::{run_seed, Config, Faults, Outcome, Stats};
+pub use world::{run_seed, Config, Faults, Mutant, Outcome, Scenario, Stats};

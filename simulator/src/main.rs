@@ -1,5 +1,5 @@
-//! `hearth-simulator`: runs the pairing simulation over a range of seeds and
-//! prints a summary. A failing seed prints the command that replays it and
+//! `hearth-simulator`: runs the simulation (pairing, shares, bank views,
+//! backups) over a range of seeds and prints a summary. A failing seed prints the command that replays it and
 //! the end of its trace, and the exit code is non-zero.
 //!
 //! The wall clock is read here only, to report how long the runs took; the
@@ -9,9 +9,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hearth_simulator::invariants::KNOWN_ISSUES;
-use hearth_simulator::{run_seed, Config, Faults, Stats};
+use hearth_simulator::{run_seed, Config, Faults, Mutant, Outcome, Scenario, Stats};
 
-/// Deterministic simulation of Hearth pairing over a faulty network.
+/// Deterministic simulation of Hearth nodes over a faulty network.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -30,6 +30,15 @@ struct Args {
     /// Faults to inject.
     #[arg(long, value_enum, default_value_t = Faults::All)]
     faults: Faults,
+    /// What to simulate (all: every scenario for each seed).
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
+    scenario: Scenario,
+    /// Run with a deliberately broken rule (the run should fail).
+    #[arg(long, value_enum)]
+    mutant: Option<Mutant>,
+    /// Threads running seeds (the results do not depend on it).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
     /// Fail on known issues too (see simulator/README.md).
     #[arg(long)]
     strict: bool,
@@ -53,13 +62,22 @@ fn main() -> ExitCode {
     let args = Args::parse();
     #[allow(clippy::disallowed_methods)] // wall time of the whole batch, for the report only
     let started = std::time::Instant::now();
+    let seeds: Vec<u64> = (args.first_seed..args.first_seed.saturating_add(args.seeds)).collect();
+    let config = |seed| Config {
+        seed,
+        nodes: args.nodes.into(),
+        events: args.events,
+        faults: args.faults,
+        strict: args.strict,
+        scenario: args.scenario,
+        mutant: args.mutant,
+    };
+    let outcomes = run_all(&seeds, usize::from(args.jobs), args.trace, &config);
     let mut total = Stats::default();
     let mut failed = Vec::new();
     let mut known_seeds = 0u64;
-    for seed in args.first_seed..args.first_seed.saturating_add(args.seeds) {
-        let config =
-            Config { seed, nodes: args.nodes.into(), events: args.events, faults: args.faults, strict: args.strict };
-        let outcome = run_seed(&config);
+    for outcome in &outcomes {
+        let seed = outcome.seed;
         total.merge(&outcome.stats);
         if args.trace {
             for line in &outcome.trace {
@@ -75,10 +93,12 @@ fn main() -> ExitCode {
             if failed.len() <= 3 {
                 println!("FAILED seed {seed}: {failure}");
                 println!(
-                    "replay: cargo run -p hearth-simulator --release -- --seeds 1 --first-seed {seed} --nodes {} --events {} --faults {}{} --trace",
+                    "replay: cargo run -p hearth-simulator --release -- --seeds 1 --first-seed {seed} --nodes {} --events {} --faults {} --scenario {}{}{} --trace",
                     args.nodes,
                     args.events,
                     faults_arg(args.faults),
+                    args.scenario.name(),
+                    args.mutant.map(|m| format!(" --mutant {}", m.name())).unwrap_or_default(),
                     if args.strict { " --strict" } else { "" },
                 );
                 println!("last {} trace lines:", args.tail.min(outcome.trace.len()));
@@ -108,15 +128,59 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs every seed on `jobs` threads; the outcomes come back in seed order.
+/// The trace of a seed that passed is dropped unless `traces` (its hash is
+/// kept): a thousand seeds of every scenario would hold gigabytes.
+fn run_all(seeds: &[u64], jobs: usize, traces: bool, config: &(dyn Fn(u64) -> Config + Sync)) -> Vec<Outcome> {
+    let run = |seed| {
+        let mut outcome = run_seed(&config(seed));
+        if !traces && outcome.failure.is_none() {
+            outcome.trace = Vec::new();
+        }
+        outcome
+    };
+    if jobs <= 1 {
+        return seeds.iter().map(|&s| run(s)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i) else { break };
+                let outcome = run(seed);
+                done.lock().unwrap_or_else(|e| e.into_inner()).push((i, outcome));
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, o)| o).collect()
+}
+
 /// Prints the counters grouped by section (`net.lost` under `net`).
 fn print_summary(args: &Args, total: &Stats, secs: f64) {
     println!(
-        "{} run(s) of {} honest node(s) + 1 hostile, {} workload events each, faults {}, in {secs:.1} s: {} events",
+        "{} seed(s), {} scenario run(s) ({}) of {} honest node(s) + hostile ones, {} workload events each, faults {}{}, in {secs:.1} s ({:.1} seeds/s): {} events",
+        args.seeds,
         total.get("sim.runs"),
+        args.scenario.name(),
         args.nodes,
         args.events,
         faults_arg(args.faults),
+        args.mutant.map(|m| format!(", mutant {}", m.name())).unwrap_or_default(),
+        args.seeds as f64 / secs.max(1e-9),
         total.get("sim.events"),
+    );
+    let sum = |prefix: &str| total.counters.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum::<u64>();
+    println!(
+        "  totals: faults injected {} (+ {} messages lost, {} duplicated, {} cut), invariant checks {}",
+        sum("fault."),
+        total.get("net.lost"),
+        total.get("net.duplicated"),
+        total.get("net.cut"),
+        sum("invariants."),
     );
     let mut section = String::new();
     let mut line = String::new();

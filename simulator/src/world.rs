@@ -57,6 +57,97 @@ pub enum Faults {
     All,
 }
 
+/// What a run simulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Scenario {
+    /// Pairing with invitation tokens.
+    Pairing,
+    /// A shared folder: sync, edits, membership, hostile writers.
+    Share,
+    /// Bank views: imports, shares, unshares, forged entries.
+    Bank,
+    /// Backups: snapshots, shards on friends, hostile hosts, restores.
+    Backup,
+    /// Every scenario, one after the other, from the same seed.
+    All,
+}
+
+impl Scenario {
+    /// The scenarios `All` runs.
+    pub const EACH: [Scenario; 4] = [Scenario::Pairing, Scenario::Share, Scenario::Bank, Scenario::Backup];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Pairing => "pairing",
+            Scenario::Share => "share",
+            Scenario::Bank => "bank",
+            Scenario::Backup => "backup",
+            Scenario::All => "all",
+        }
+    }
+}
+
+/// A deliberately broken rule of the cores, to show that the invariants
+/// catch it (see `hearth_crdt::mutant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mutant {
+    /// Share documents accept every change: no role checks.
+    NoAuth,
+    /// Concurrent edits keep only the winner: no conflict copy.
+    LastWriterWins,
+    /// Viewers accept bank view entries without the owner's signature.
+    UnverifiedViews,
+    /// Owners accept any answer to a backup audit without its block hash.
+    UnverifiedAudits,
+    /// The node's repair as it is: it stops at the first pack it cannot
+    /// rebuild (bug 4; simulator model only).
+    RepairStopsEarly,
+    /// The node's host as it is: an upload of a shard it holds a rotten
+    /// copy of is answered "already have" (bug 5; simulator model only).
+    StaleShardKept,
+}
+
+impl Mutant {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutant::NoAuth => "no-auth",
+            Mutant::LastWriterWins => "last-writer-wins",
+            Mutant::UnverifiedViews => "unverified-views",
+            Mutant::UnverifiedAudits => "unverified-audits",
+            Mutant::RepairStopsEarly => "repair-stops-early",
+            Mutant::StaleShardKept => "stale-shard-kept",
+        }
+    }
+
+    /// Every mutant, with the scenario whose invariants should catch it.
+    pub const EACH: [(Mutant, Scenario); 6] = [
+        (Mutant::NoAuth, Scenario::Share),
+        (Mutant::LastWriterWins, Scenario::Share),
+        (Mutant::UnverifiedViews, Scenario::Bank),
+        (Mutant::UnverifiedAudits, Scenario::Backup),
+        (Mutant::RepairStopsEarly, Scenario::Backup),
+        (Mutant::StaleShardKept, Scenario::Backup),
+    ];
+
+    /// Turns `mutant` (or none) on in the cores, for this thread.
+    fn set(mutant: Option<Mutant>) {
+        use hearth_crdt::mutant::Mutant as C;
+        use hearth_protocol::mutant::Mutant as P;
+        hearth_crdt::mutant::set(match mutant {
+            Some(Mutant::NoAuth) => Some(C::NoAuth),
+            Some(Mutant::LastWriterWins) => Some(C::LastWriterWins),
+            Some(Mutant::UnverifiedViews) => Some(C::UnverifiedViews),
+            _ => None,
+        });
+        hearth_protocol::mutant::set(match mutant {
+            Some(Mutant::UnverifiedAudits) => Some(P::UnverifiedAudits),
+            _ => None,
+        });
+    }
+}
+
 /// One run's parameters.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -70,12 +161,31 @@ pub struct Config {
     pub faults: Faults,
     /// Treat known issues as failures too.
     pub strict: bool,
+    /// What to simulate.
+    pub scenario: Scenario,
+    /// A broken rule to run with, if any.
+    pub mutant: Option<Mutant>,
 }
 
 impl Config {
-    /// Defaults: 5 nodes, 1000 events, all faults, known issues tolerated.
+    /// Defaults: 5 nodes, 1000 events, all faults, known issues tolerated,
+    /// pairing, no mutant.
     pub fn new(seed: u64) -> Self {
-        Self { seed, nodes: 5, events: 1_000, faults: Faults::All, strict: false }
+        Self {
+            seed,
+            nodes: 5,
+            events: 1_000,
+            faults: Faults::All,
+            strict: false,
+            scenario: Scenario::Pairing,
+            mutant: None,
+        }
+    }
+
+    /// The same run with scenario `scenario`.
+    pub fn with(mut self, scenario: Scenario) -> Self {
+        self.scenario = scenario;
+        self
     }
 }
 
@@ -125,14 +235,77 @@ pub struct Outcome {
 /// Runs one seed to completion. Never panics: a panic in the core or the
 /// simulator is reported as a `panic` failure with the trace so far.
 pub fn run_seed(config: &Config) -> Outcome {
+    Mutant::set(config.mutant);
+    let outcome = match config.scenario {
+        Scenario::All => {
+            let mut all: Option<Outcome> = None;
+            for scenario in Scenario::EACH {
+                let one = run_one(&config.clone().with(scenario));
+                let merged = match all.take() {
+                    None => one,
+                    Some(mut a) => {
+                        a.trace.extend(one.trace);
+                        a.stats.merge(&one.stats);
+                        a.failure = a.failure.or(one.failure);
+                        a.known.extend(one.known);
+                        a
+                    }
+                };
+                let failed = merged.failure.is_some();
+                all = Some(merged);
+                if failed {
+                    break;
+                }
+            }
+            let mut all = all.expect("at least one scenario");
+            all.trace_hash = hash_trace(&all.trace);
+            all
+        }
+        _ => run_one(config),
+    };
+    Mutant::set(None);
+    outcome
+}
+
+fn hash_trace(trace: &[String]) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new();
+    for line in trace {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.finalize()
+}
+
+/// Runs one scenario (not `All`), catching panics.
+fn run_one(config: &Config) -> Outcome {
+    if config.scenario != Scenario::Pairing {
+        let scenario = config.scenario;
+        let run = panic::catch_unwind(AssertUnwindSafe(|| match scenario {
+            Scenario::Share => crate::scenario::share::run(config),
+            Scenario::Bank => crate::scenario::bank::run(config),
+            _ => crate::scenario::backup::run(config),
+        }));
+        let mut run = run.unwrap_or_else(|payload| crate::scenario::Run {
+            trace: vec![format!("PANIC {}", panic_text(&payload))],
+            stats: Stats::default(),
+            failure: Some(Violation::new("panic", panic_text(&payload))),
+        });
+        run.stats.bump("sim.runs");
+        let mut trace = vec![format!("== {} seed {}", scenario.name(), config.seed)];
+        trace.append(&mut run.trace);
+        return Outcome {
+            seed: config.seed,
+            trace_hash: hash_trace(&trace),
+            trace,
+            stats: run.stats,
+            failure: run.failure,
+            known: Vec::new(),
+        };
+    }
     let mut world = World::new(config.clone());
     let run = panic::catch_unwind(AssertUnwindSafe(|| world.run()));
     if let Err(payload) = run {
-        let msg = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic".into());
+        let msg = panic_text(&payload);
         world.log(format!("PANIC {msg}"));
         world.failure = Some(Violation::new("panic", msg));
     }
@@ -149,6 +322,14 @@ pub fn run_seed(config: &Config) -> Outcome {
         failure: world.failure,
         known: world.known,
     }
+}
+
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
 }
 
 #[derive(Debug)]

@@ -543,7 +543,7 @@ impl<'a> ShareFs<'a> {
                     if known.kind == Kind::File
                         && f.kind == Kind::File
                         && known.content != content
-                        && folder.versions(known.entry).first().is_some_and(|w| w.content != known.content) =>
+                        && folder.edit_is_concurrent(known.entry, &known.content) =>
                 {
                     // The document moved on since this file was last scanned or
                     // written (another member's edit arrived) and the file was

@@ -364,9 +364,7 @@ impl Shares {
 
     /// Whether `peer` is a member of an active share here (may read blobs).
     pub fn is_member_anywhere(&self, peer: &[u8]) -> bool {
-        self.records
-            .iter()
-            .any(|(id, r)| r.state == "active" && self.docs.get(id).is_some_and(|d| d.role_of(peer).is_some()))
+        self.records.iter().any(|(id, r)| r.state == "active" && self.docs.get(id).is_some_and(|d| d.may_sync(peer)))
     }
 
     fn save_index(&self, id: &[u8]) {
@@ -732,7 +730,7 @@ impl Shares {
             if pending {
                 out.extend(self.invitation_for(&id, contact));
             }
-            let member = self.docs.get(&id).is_some_and(|d| d.role_of(&peer).is_some());
+            let member = self.docs.get(&id).is_some_and(|d| d.may_sync(&peer));
             if member {
                 out.extend(self.sync_message(&id, contact));
             }
@@ -816,7 +814,7 @@ impl Shares {
                     return refuse("this node does not take part in that share");
                 }
                 let Some(doc) = self.docs.get(&id) else { return refuse("unknown share") };
-                if doc.role_of(&peer).is_none() {
+                if !doc.may_sync(&peer) {
                     warn!(share = %hex::encode(&id), %from, "refused a share sync from a node that is not a member");
                     return refuse(wire::NOT_A_MEMBER);
                 }

@@ -60,6 +60,9 @@ pub fn verify(hashes: &[u8], c: &Challenge, nonce: &[u8], data: &[u8]) -> Result
     if nonce != c.nonce {
         return Err(AuditError::WrongNonce);
     }
+    if crate::mutant::active(crate::mutant::Mutant::UnverifiedAudits) {
+        return Ok(());
+    }
     let b = (c.offset / AUDIT_BLOCK as u64) as usize;
     let want = hashes.get(b * 32..b * 32 + 32);
     if data.len() != c.len as usize || want != Some(blake3::hash(data).as_bytes().as_slice()) {
