@@ -910,16 +910,18 @@ impl Shares {
                 if !more && self.unwritten.contains(id) {
                     self.write_out(id);
                 }
-                self.peer_heads.insert((id.to_vec(), from.to_bytes()), heads_from_wire(&heads));
+                let theirs = heads_from_wire(&heads);
+                let before = self.peer_heads.insert((id.to_vec(), from.to_bytes()), theirs.clone());
                 let mut out = Vec::new();
                 // They may lack changes we have (we did not know their heads),
-                // or have more for us: one more round in either case.
-                let owe_them = self
-                    .peer_heads
-                    .get(&(id.to_vec(), from.to_bytes()))
-                    .cloned()
-                    .map(|theirs| self.owes(id, &from.to_bytes(), &theirs))
-                    .unwrap_or(false);
+                // or have more for us: one more round in either case, but only
+                // if their heads moved since we last heard them. Heads that
+                // include a change we refused (a read-only member's forgery)
+                // look as if they lacked our whole history: we sent it all
+                // again, round after round, forever (found by the simulator,
+                // bug 2, seed 16 of `--scenario share`).
+                let moved = before.as_ref() != Some(&theirs);
+                let owe_them = moved && self.owes(id, &from.to_bytes(), &theirs);
                 if more || owe_them {
                     out.extend(self.sync_message(id, from));
                 }

@@ -146,3 +146,35 @@ fn a_read_only_member_records_nothing_but_removes_staging_leftovers() {
     assert!(!leftover.exists(), "the staging leftover is removed");
     assert!(dir.path().join("mine.txt").exists(), "local files are left alone");
 }
+
+/// Bug 2 of the simulator (seed 16 of `--scenario share`): heads that
+/// include a change we refused (a read-only member's forgery) look as if
+/// the peer lacked our whole history. The answer to each sync "owed" it
+/// everything again, so the member was sent it all round after round. Now
+/// another round follows only when the peer's heads moved.
+#[test]
+fn a_peer_whose_heads_do_not_move_is_not_sent_everything_again() {
+    use hearth_protocol::share::ShareResponse;
+    let home = TempDir::new().expect("home");
+    let dir = TempDir::new().expect("dir");
+    let key = Keypair::generate_ed25519();
+    let offline = |_: &libp2p::PeerId| false;
+    let mut shares = open(&home, &key);
+    write_old(&dir.path().join("notes.txt"), b"notes", 100);
+    let view = shares.create(dir.path(), Some("docs"), 1_000).expect("create");
+    let id = shares.resolve(&view.id).expect("id");
+    let forger = libp2p::PeerId::random();
+    // The forger's heads: a change of its own that nobody accepted.
+    let answer = || ShareResponse::Sync {
+        heads: vec![serde_bytes::ByteBuf::from(vec![7u8; 32])],
+        changes: Vec::new(),
+        more: false,
+        rejected: 0,
+    };
+    let first = shares.on_sync_response(&forger, &id, answer(), &offline);
+    assert_eq!(first.len(), 1, "heads we do not know: one more round, with our changes");
+    for round in 0..3 {
+        let again = shares.on_sync_response(&forger, &id, answer(), &offline);
+        assert!(again.is_empty(), "round {round}: the same heads again, yet we sent {} message(s)", again.len());
+    }
+}
