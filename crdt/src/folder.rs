@@ -205,18 +205,28 @@ impl Folder {
 
     /// Whether a local edit of `entry`'s file, made on the version whose
     /// content is `based_on` (what the local index recorded at its path),
-    /// is concurrent with a version of another member, so that it must
-    /// become a conflict copy instead of a new version (which would
-    /// supersede every version of the entry). The rule the node's scan
-    /// applies, here so that the simulator checks the same one.
-    ///
-    /// Concurrent as soon as *any* version shown differs from `based_on`,
-    /// not only the winner: after two members' edits raced, the losing
-    /// version is shown as a conflict copy, which may not be on this disk
-    /// yet; an edit of the winner used to supersede it unseen (found by the
-    /// simulator, seed 49 of `--scenario share`).
+    /// is concurrent with a version of another member: the winning version
+    /// is not the one edited (another member's edit arrived since), so the
+    /// local edit must become a conflict copy instead of a new version. The
+    /// rule the node's scan applies, here so that the simulator checks the
+    /// same one.
     pub fn edit_is_concurrent(&self, entry: EntryId, based_on: &[u8]) -> bool {
-        self.versions(entry).iter().any(|w| w.content != based_on)
+        self.versions(entry).first().is_some_and(|w| w.content != based_on)
+    }
+
+    /// The losing versions of `entry` shown as conflict copies, each with
+    /// the name it is shown under, for an edit of the winning version to
+    /// keep as files of their own (see [`Editor::keep_conflict_copies`])
+    /// before it supersedes them: the member editing the winner may not
+    /// have a copy on disk yet, and a new version would otherwise make the
+    /// other member's edit vanish from every folder (found by the
+    /// simulator, seed 49 of `--scenario share`).
+    pub fn conflict_copies(&self, entry: EntryId) -> Vec<(String, Arc<Version>)> {
+        self.items_of(entry)
+            .into_iter()
+            .filter(|i| i.conflict.is_some())
+            .filter_map(|i| Some((i.path.last()?.clone(), i.version)))
+            .collect()
     }
 
     /// The next Lamport counter for a local op.
@@ -394,6 +404,28 @@ impl<'a> Editor<'a> {
     pub fn set_version(&mut self, entry: EntryId, version: &Version) -> Result<(), DocError> {
         self.uncommitted += 1;
         self.doc.put_entry_field(entry.as_bytes(), "version", ScalarValue::Bytes(cbor(version)))
+    }
+
+    /// Makes each of `copies` (from [`Folder::conflict_copies`] of `entry`,
+    /// under `parent`) a file of its own, named as it was shown, so that a
+    /// new version of `entry` supersedes only the version it was based on.
+    /// `new_id` gives each a fresh id; returns the ids with their names.
+    pub fn keep_conflict_copies(
+        &mut self,
+        entry: EntryId,
+        parent: EntryId,
+        copies: &[(String, Arc<Version>)],
+        mut new_id: impl FnMut() -> EntryId,
+    ) -> Result<Vec<(EntryId, String)>, DocError> {
+        let mut kept = Vec::with_capacity(copies.len());
+        for (name, version) in copies {
+            let mut own = Version::clone(version);
+            own.conflict_of = entry.as_bytes().to_vec();
+            let id = new_id();
+            self.create(id, parent, name, &own)?;
+            kept.push((id, name.clone()));
+        }
+        Ok(kept)
     }
 
     /// Renames and/or moves `entry`: its content is not touched.

@@ -228,22 +228,46 @@ fn conflict_copies_never_share_a_name() {
 /// Found by the simulator (seed 49 of `--scenario share`, 5 nodes): after
 /// two members' edits raced, the losing version is shown as a conflict copy
 /// that may not be on a member's disk yet. An edit there of the winning
-/// version was not "concurrent" (the winner was what it was based on), so it
-/// superseded both versions: the other member's edit was gone unseen.
+/// version superseded both versions: the other member's edit was gone
+/// unseen. Now the edit keeps the shown conflict copies as files of their
+/// own first, and the person's edit stays where they made it.
 #[test]
-fn an_edit_of_the_winner_is_concurrent_while_a_losing_version_is_shown() {
+fn an_edit_of_the_winner_keeps_the_losing_version_as_a_file_of_its_own() {
     let (mut a, mut b) = two_members();
     a.edit(|e, k, t| e.create(id(30), EntryId::ROOT, "list.txt", &file(k, 1, t)).expect("file"));
     sync(&mut a, &mut b);
     assert!(!a.folder().edit_is_concurrent(id(30), &[1; 32]), "a single version, the one edited");
+    assert!(a.folder().conflict_copies(id(30)).is_empty());
     a.edit(|e, k, t| e.set_version(id(30), &file(k, 2, t)).expect("edit"));
     b.edit(|e, k, t| e.set_version(id(30), &file(k, 3, t)).expect("edit"));
     sync(&mut a, &mut b);
-    let versions: Vec<u8> = b.folder().versions(id(30)).iter().map(|v| v.content[0]).collect();
+    let folder = b.folder();
+    let versions: Vec<u8> = folder.versions(id(30)).iter().map(|v| v.content[0]).collect();
     assert_eq!(versions.len(), 2, "{versions:?}");
-    // Whichever version won, an edit based on it must not supersede the other.
-    for based_on in &versions {
-        assert!(b.folder().edit_is_concurrent(id(30), &[*based_on; 32]), "based on {based_on}");
+    let (winner, loser) = (versions[0], versions[1]);
+    // An edit of a version that lost (a disk not yet written out) is
+    // concurrent: it becomes a conflict copy. One of the winner is not.
+    assert!(folder.edit_is_concurrent(id(30), &[loser; 32]));
+    assert!(!folder.edit_is_concurrent(id(30), &[winner; 32]));
+    let copies = folder.conflict_copies(id(30));
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let shown = copies[0].0.clone();
+    assert!(shown.starts_with("list (conflict from "), "{shown}");
+    // Bob edits the winner: the loser is kept under the name it had.
+    b.edit(|e, k, t| {
+        let kept = e.keep_conflict_copies(id(30), EntryId::ROOT, &copies, || id(31)).expect("keep");
+        assert_eq!(kept, vec![(id(31), shown.clone())]);
+        e.set_version(id(30), &file(k, 4, t)).expect("edit");
+    });
+    sync(&mut a, &mut b);
+    for m in [&a, &b] {
+        let folder = m.folder();
+        let mut items: Vec<(String, u8)> =
+            folder.items().iter().map(|i| (i.path.join("/"), i.version.content[0])).collect();
+        items.sort();
+        let mut want = vec![("list.txt".to_owned(), 4), (shown.clone(), loser)];
+        want.sort();
+        assert_eq!(items, want);
+        assert!(folder.conflict_copies(id(30)).is_empty(), "the conflict is resolved");
     }
-    assert!(b.folder().edit_is_concurrent(id(30), &[1; 32]), "based on the older version");
 }

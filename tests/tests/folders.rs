@@ -205,6 +205,36 @@ async fn offline_edits_merge_and_concurrent_edits_keep_both_versions() -> Result
     let err = f.alice.client()?.share_files("Family", Some(0)).await.expect_err("limit 0");
     assert!(err.to_string().contains("limit must be between 1 and"), "{err}");
     same_tree(&a, &f.dirs.2, "carol to see both versions too").await?;
+
+    // Alice resolves it the usual way: she merges both lists into
+    // notes.txt. Her edit stays there (it does not become another conflict
+    // copy), and bob's version stays beside it as a file of its own.
+    let copy_name = notes.iter().map(|(p, _)| p.as_str()).find(|p| p.contains("(conflict from ")).unwrap_or_default();
+    let copy_name = copy_name.to_owned();
+    let copy_bytes = merged[&copy_name].clone();
+    std::fs::write(a.join("notes.txt"), b"alice's and bob's lists")?;
+    f.alice.client()?.share_scan("Family").await?;
+    eventually(SYNC, "alice's merge to reach bob", || async {
+        Ok(std::fs::read(b.join("notes.txt")).ok().as_deref() == Some(&b"alice's and bob's lists"[..]))
+    })
+    .await?;
+    same_tree(&a, &b, "the resolution to settle").await?;
+    let resolved = tree(&a);
+    let notes: Vec<&String> = resolved.keys().filter(|p| p.starts_with("notes")).collect();
+    assert_eq!(notes.len(), 2, "the merge and bob's version, nothing more: {notes:?}");
+    assert_eq!(resolved.get(&copy_name), Some(&copy_bytes), "bob's version kept under its name");
+    // The copy is still listed, to be looked at, until someone deletes it.
+    for node in [&f.alice, &f.bob] {
+        let status = node.client()?.share_status("Family").await?;
+        assert_eq!(status.conflicts, vec![copy_name.clone()], "{status:?}");
+    }
+    std::fs::remove_file(a.join(&copy_name))?;
+    f.alice.client()?.share_scan("Family").await?;
+    eventually(SYNC, "the copy's deletion to reach bob", || async { Ok(!b.join(&copy_name).exists()) }).await?;
+    for node in [&f.alice, &f.bob] {
+        let status = node.client()?.share_status("Family").await?;
+        assert!(status.conflicts.is_empty() && status.in_trash == 1, "resolved: {status:?}");
+    }
     Ok(())
 }
 

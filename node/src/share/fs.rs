@@ -596,9 +596,33 @@ impl<'a> ShareFs<'a> {
                         Ok(known.entry)
                     } else {
                         report.edited += 1;
-                        editor
-                            .set_version(known.entry, &version(f.kind, (content.clone(), manifest_len), f))
-                            .map(|_| known.entry)
+                        // Another member's losing versions still shown as
+                        // conflict copies are kept as files of their own
+                        // (under the names they have, on disk or not yet),
+                        // so that this edit supersedes only what it edited.
+                        let copies =
+                            if f.kind == Kind::File { folder.conflict_copies(known.entry) } else { Vec::new() };
+                        let kept = match folder.tree().parent_of(known.entry) {
+                            Some(at) if !copies.is_empty() => {
+                                editor.keep_conflict_copies(known.entry, at, &copies, &mut new_id)
+                            }
+                            _ => Ok(Vec::new()),
+                        };
+                        kept.and_then(|kept| {
+                            for (entry, name) in kept {
+                                let copy_path = match parent_of(path) {
+                                    Some(p) => format!("{p}/{name}"),
+                                    None => name,
+                                };
+                                if let Some(mut indexed) = self.index.get(&copy_path).cloned() {
+                                    indexed.entry = entry;
+                                    indexed.conflict = false;
+                                    self.index_put(copy_path, indexed);
+                                }
+                            }
+                            editor.set_version(known.entry, &version(f.kind, (content.clone(), manifest_len), f))
+                        })
+                        .map(|_| known.entry)
                     }
                 }
                 _ => {

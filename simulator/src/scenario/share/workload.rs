@@ -134,6 +134,7 @@ impl Share {
         let doc = self.nodes[i].doc.as_mut().expect("document");
         let mut editor = Editor::new(doc, &folder, &me);
         let mut write: Option<Write> = None;
+        let mut kept_writes: Vec<Write> = Vec::new();
         let what = match (pick, target, edit_target) {
             (0..=3, _, Some((entry, based_on))) => {
                 if !folder.tree().contains(entry) || folder.tree().is_in_trash(entry) {
@@ -164,9 +165,40 @@ impl Share {
                     });
                     format!("edits {entry} concurrently: conflict copy {e}")
                 } else {
+                    // As the node's scan does: the conflict copies still
+                    // shown become files of their own, then the edit.
+                    let copies = folder.conflict_copies(entry);
+                    let parent = folder.tree().parent_of(entry).unwrap_or(EntryId::ROOT);
+                    let mut n = 0u8;
+                    let copy_id = || {
+                        n += 1;
+                        let mut b = *fresh.as_bytes();
+                        b[15] ^= n;
+                        EntryId::from_bytes(b)
+                    };
+                    let kept = editor.keep_conflict_copies(entry, parent, &copies, copy_id).unwrap_or_default();
+                    // Each kept copy is a new file with that content (a write
+                    // of its own to keep), so this edit supersedes it in
+                    // `entry` as someone who has it.
+                    let mut seen = seen;
+                    for ((e, _), (_, v)) in kept.iter().zip(&copies) {
+                        seen.insert(v.content.clone());
+                        kept_writes.push(Write {
+                            author: i,
+                            entry: *e,
+                            content: v.content.clone(),
+                            seen: BTreeSet::new(),
+                            author_left: false,
+                        });
+                    }
+                    let kept = kept.len();
                     let _ = editor.set_version(entry, &version(Kind::File, &content));
                     write = Some(Write { author: i, entry, content: content.clone(), seen, author_left: false });
-                    format!("edits {entry}")
+                    if kept > 0 {
+                        format!("edits {entry}, keeping {kept} conflict cop(ies) as files")
+                    } else {
+                        format!("edits {entry}")
+                    }
                 }
             }
             (0..=5, _, _) => {
@@ -209,6 +241,8 @@ impl Share {
                     slot.0 = Some(w.content.clone());
                     self.writes.push(w);
                 }
+                // Kept conflict copies: on disk here only once written out.
+                self.writes.append(&mut kept_writes);
                 self.check_tree(i);
                 self.sync_all(i, None);
             }
