@@ -424,6 +424,17 @@ async fn a_friend_away_past_the_grace_period_is_replaced() -> Result<()> {
     let status = backup(&owner, BackupOp::Status).await?;
     assert_eq!(status["restorable"], true, "{status}");
     assert!(status["friends"].to_string().contains("re-created"), "{status}");
+
+    // The friend comes back: the shards the repair moved away from it are
+    // deleted there, not left to fill its quota (bug 6 of the simulator).
+    let held = shard_files(away).len();
+    assert!(held > 0);
+    away.start().await?;
+    owner.wait_online(&holder, ONLINE).await?;
+    eventually(Duration::from_secs(30), "the moved shards to be deleted from the friend that was away", || async {
+        Ok(shard_files(away).is_empty())
+    })
+    .await?;
     Ok(())
 }
 

@@ -223,6 +223,10 @@ impl Engine {
                     s.id = id;
                 }
             }
+            // What `lost` held of it is deleted there if it comes back, so
+            // that moved shards do not fill its quota for good (found by
+            // the simulator, bug 6).
+            bstore::add_pending_deletes(&self.store, lost, &[place.id])?;
             if let Some(l) = loads.iter_mut().find(|(p, _)| *p == target) {
                 l.1 += shard.len() as u64;
             }

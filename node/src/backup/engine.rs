@@ -1052,12 +1052,15 @@ impl Engine {
         let mut freed = 0u64;
         let mut still = Vec::new();
         // Packs are derived from content: a later run may have placed a
-        // pruned shard again, which must then stay.
+        // pruned shard on that friend again, which must then stay there. A
+        // shard placed on another friend (a repair moved it) still goes.
         let catalog = bstore::catalog(&self.store)?;
-        let live: BTreeSet<ShardId> = catalog.packs.values().flat_map(|r| r.shards.iter().map(|s| s.id)).collect();
+        let live: BTreeSet<(&[u8], ShardId)> =
+            catalog.packs.values().flat_map(|r| r.shards.iter().map(|s| (s.host.as_slice(), s.id))).collect();
         for (host, pending) in bstore::pending_deletes(&self.store)? {
             let Ok(peer) = PeerId::from_bytes(&host) else { continue };
-            let (placed, shards): (Vec<ShardId>, Vec<ShardId>) = pending.into_iter().partition(|s| live.contains(s));
+            let (placed, shards): (Vec<ShardId>, Vec<ShardId>) =
+                pending.into_iter().partition(|s| live.contains(&(host.as_slice(), *s)));
             bstore::clear_pending_deletes(&self.store, &host, &placed)?;
             if shards.is_empty() {
                 continue;
