@@ -154,20 +154,42 @@ impl Engine {
         for (pack, record) in packs {
             loads.sort_by_key(|(_, l)| *l);
             let holders: BTreeSet<Vec<u8>> = record.shards.iter().map(|s| s.host.clone()).collect();
-            let Some(target) = loads.iter().map(|(p, _)| *p).find(|p| !holders.contains(&p.to_bytes())) else {
+            let candidates: Vec<PeerId> =
+                loads.iter().map(|(p, _)| *p).filter(|p| !holders.contains(&p.to_bytes())).collect();
+            if candidates.is_empty() {
                 stuck += 1;
                 continue;
-            };
+            }
             // A pack that cannot be rebuilt (fewer than k shards reachable)
-            // or placed does not stop the repair of the others (found by
-            // the simulator, bug 4: the first such pack ended the repair).
-            match self.repair_pack(&mut catalog, &pack, &record, lost, target, &skip, &mut loads, &mut problems).await {
-                Ok(count) => moved += count,
+            // or placed does not stop the repair of the others, and a friend
+            // that refuses (over quota) leaves the pack to the next one
+            // (found by the simulator, bug 4: the first such pack ended the
+            // repair).
+            let shards = match self.rebuild(&catalog, &pack, &record, &skip, &mut problems).await {
+                Ok(shards) => shards,
                 Err(e) => {
                     warn!(pack = %pack.hex(), "backup repair could not rebuild a pack: {e:#}");
                     problems.push(format!("pack {}: {e:#}", pack.hex()));
                     stuck += 1;
+                    continue;
                 }
+            };
+            let mut placed = false;
+            for target in candidates {
+                match self.place_shards(&mut catalog, &pack, &record, lost, target, &shards, &mut loads).await {
+                    Ok(count) => {
+                        moved += count;
+                        placed = true;
+                        break;
+                    }
+                    Err(e) => {
+                        warn!(pack = %pack.hex(), %target, "backup repair could not place a shard there: {e:#}");
+                        problems.push(format!("pack {} on {target}: {e:#}", pack.hex()));
+                    }
+                }
+            }
+            if !placed {
+                stuck += 1;
             }
             catalog.generation += 1;
             bstore::set_catalog(&self.store, &catalog)?;
@@ -191,25 +213,37 @@ impl Engine {
         )
     }
 
-    /// Re-creates the shards of `pack` that `lost` held on `target`;
-    /// returns how many. The catalog is updated shard by shard.
+    /// Fetches `pack` from its holders other than `skip` and codes it again
+    /// into its shards.
+    async fn rebuild(
+        &self,
+        catalog: &Catalog,
+        pack: &PackId,
+        record: &PackRecord,
+        skip: &BTreeSet<Vec<u8>>,
+        problems: &mut Vec<String>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let bytes = fetch_pack(&self.rpc, catalog, pack, record, skip, problems).await?;
+        let (k, n, id) = (record.k as usize, record.n as usize, *pack);
+        tokio::task::spawn_blocking(move || erasure::encode(&id, &bytes, k, n))
+            .await
+            .map_err(|e| anyhow!("re-encoding failed: {e}"))?
+            .map_err(Into::into)
+    }
+
+    /// Places on `target` the shards of `pack` that `lost` held; returns
+    /// how many. The catalog is updated shard by shard.
     #[allow(clippy::too_many_arguments)]
-    async fn repair_pack(
+    async fn place_shards(
         &self,
         catalog: &mut Catalog,
         pack: &PackId,
         record: &PackRecord,
         lost: &[u8],
         target: PeerId,
-        skip: &BTreeSet<Vec<u8>>,
+        shards: &[Vec<u8>],
         loads: &mut [(PeerId, u64)],
-        problems: &mut Vec<String>,
     ) -> Result<usize> {
-        let bytes = fetch_pack(&self.rpc, catalog, pack, record, skip, problems).await?;
-        let (k, n, id) = (record.k as usize, record.n as usize, *pack);
-        let shards = tokio::task::spawn_blocking(move || erasure::encode(&id, &bytes, k, n))
-            .await
-            .map_err(|e| anyhow!("re-encoding failed: {e}"))??;
         let mut moved = 0;
         for place in record.shards.iter().filter(|s| s.host == lost) {
             let shard = shards.get(place.index as usize).ok_or_else(|| anyhow!("bad shard index"))?;
