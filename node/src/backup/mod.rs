@@ -20,6 +20,7 @@ pub mod engine;
 pub mod host;
 pub mod restore;
 pub mod rpc;
+mod scan;
 pub mod social;
 pub mod store;
 
