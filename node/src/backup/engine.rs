@@ -919,7 +919,7 @@ impl Engine {
     ) -> Result<(Pack, PackRecord)> {
         let pack = builder.finish(rand::random());
         let shards = erasure::encode(&pack.id, &pack.bytes, k, n)?;
-        let ready = ReadyPack { pack, shards };
+        let ready = ReadyPack { pack, shards: shards.into_iter().map(bytes::Bytes::from).collect() };
         let record = self.place(&ready, loads, k, n).await?;
         Ok((ready.pack, record))
     }

@@ -175,9 +175,9 @@ impl Rpc {
 
     /// Uploads shard `id`; returns the bytes sent (fewer when the friend
     /// holds it, or its beginning, already).
-    pub async fn put_shard(&self, peer: PeerId, id: ShardId, shard: &[u8]) -> Result<u64> {
+    pub async fn put_shard(&self, peer: PeerId, id: ShardId, shard: &bytes::Bytes) -> Result<u64> {
         if let Some(conn) = self.direct(peer, &[]).await {
-            match direct::put_shard(&conn, id, shard).await {
+            match direct::put_shard(&conn, id, shard.clone()).await {
                 Ok(sent) => return Ok(sent),
                 Err(DirectFailure::Refused(message)) => bail!("{peer} refused: {message}"),
                 Err(e) => self.direct_failed(peer, &e),

@@ -61,7 +61,8 @@ pub(super) fn walk(root: &Path, out: &mut Vec<Walked>, depth: usize) {
 /// A pack ready to upload.
 pub(super) struct ReadyPack {
     pub(super) pack: Pack,
-    pub(super) shards: Vec<Vec<u8>>,
+    /// Shared, so that uploads hand them to QUIC without a copy.
+    pub(super) shards: Vec<bytes::Bytes>,
 }
 
 /// Output of the reading side of a run.
@@ -150,6 +151,7 @@ impl Packer<'_> {
         let seed = self.builder.content_seed(&self.keys.derive);
         let pack = std::mem::take(&mut self.builder).finish(seed);
         let shards = erasure::encode(&pack.id, &pack.bytes, self.k, self.n)?;
+        let shards = shards.into_iter().map(bytes::Bytes::from).collect();
         self.tx.blocking_send(ReadyPack { pack, shards }).map_err(|_| anyhow!("the upload stopped"))?;
         Ok(())
     }

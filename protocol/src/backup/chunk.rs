@@ -84,13 +84,29 @@ pub fn nonce_for(keys: &Keys, id: &ChunkId) -> [u8; NONCE_LEN] {
 /// Compresses and seals `plain` (whose id is `id`) with `nonce` (see
 /// [`nonce_for`]).
 pub fn seal(keys: &Keys, id: &ChunkId, plain: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
-    // zstd on an in-memory buffer only fails on allocation failure; keep
-    // the plaintext size bound anyway by falling back to level 1.
-    let body = zstd::bulk::compress(plain, ZSTD_LEVEL).unwrap_or_else(|_| plain.to_vec());
-    let mut out = Vec::with_capacity(NONCE_LEN + body.len() + 16);
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&body);
-    drop(body);
+    // Compressed straight into the sealed buffer, by this thread's zstd
+    // context: a fresh context per chunk (what `zstd::bulk::compress` makes)
+    // and its output buffer were megabytes of new memory to fault in for
+    // every chunk, the largest single cost of a backup run's reading side.
+    let bound = zstd::zstd_safe::compress_bound(plain.len());
+    let mut out = vec![0u8; NONCE_LEN + bound + 16];
+    out[..NONCE_LEN].copy_from_slice(&nonce);
+    let written = COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        }
+        slot.as_mut().and_then(|c| c.compress_to_buffer(plain, &mut out[NONCE_LEN..NONCE_LEN + bound]).ok())
+    });
+    match written {
+        Some(n) => out.truncate(NONCE_LEN + n),
+        None => {
+            // zstd only fails on allocation failure: a fresh context, as before.
+            let body = zstd::bulk::compress(plain, ZSTD_LEVEL).unwrap_or_else(|_| plain.to_vec());
+            out.truncate(NONCE_LEN);
+            out.extend_from_slice(&body);
+        }
+    }
     // In place: one buffer per sealed chunk. Encryption of an in-memory
     // buffer cannot fail below XChaCha20's 256 GiB message limit.
     match XChaCha20Poly1305::new(&keys.pack.into()).encrypt_in_place_detached(
@@ -103,6 +119,12 @@ pub fn seal(keys: &Keys, id: &ChunkId, plain: &[u8], nonce: [u8; NONCE_LEN]) -> 
         Err(_) => out.truncate(NONCE_LEN),
     }
     out
+}
+
+thread_local! {
+    /// The zstd context [`seal`] uses on this thread, kept from chunk to
+    /// chunk (the output does not depend on it: same level, one frame each).
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Opens a sealed chunk and checks that it is the chunk `id`.

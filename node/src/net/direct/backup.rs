@@ -155,7 +155,7 @@ async fn serve_stream(
                 }
                 Ok(Ok((bytes, total))) => {
                     write_frame(&mut send, &BackupResponse::Data { total, data: Vec::new() }).await?;
-                    send.write_all(&bytes).await?;
+                    send.write_chunk(bytes::Bytes::from(bytes)).await?;
                 }
             }
             send.finish()?;
@@ -193,7 +193,8 @@ async fn answer(conn: &quinn::Connection, recv: &mut quinn::RecvStream) -> Resul
 
 /// Uploads `bytes` as shard `shard`; returns the bytes actually sent (the
 /// host may hold the shard, or its beginning, already).
-pub async fn put_shard(conn: &quinn::Connection, shard: ShardId, bytes: &[u8]) -> Result<u64, DirectFailure> {
+/// The shard's bytes go to QUIC as they are (`write_chunk`), not copied.
+pub async fn put_shard(conn: &quinn::Connection, shard: ShardId, bytes: bytes::Bytes) -> Result<u64, DirectFailure> {
     let total = bytes.len() as u64;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| transport(conn, &e))?;
     let request = frame::encode(&DirectRequest::PutShard { shard, total }, MAX_DIRECT_FRAME)
@@ -208,7 +209,7 @@ pub async fn put_shard(conn: &quinn::Connection, shard: ShardId, bytes: &[u8]) -
         BackupResponse::Refused { message, .. } => return Err(DirectFailure::Refused(message)),
         other => return Err(DirectFailure::Refused(format!("answered an upload with {other:?}"))),
     };
-    send.write_all(&bytes[from as usize..]).await.map_err(|e| transport(conn, &e))?;
+    send.write_chunk(bytes.slice(from as usize..)).await.map_err(|e| transport(conn, &e))?;
     send.finish().map_err(|e| transport(conn, &e))?;
     match answer(conn, &mut recv).await? {
         BackupResponse::Stored { have } if have >= total => Ok(total - from),
