@@ -104,8 +104,12 @@ pub enum Mutant {
     /// rebuild (bug 4; simulator model only).
     RepairStopsEarly,
     /// The node's host as it is: an upload of a shard it holds a rotten
-    /// copy of is answered "already have" (bug 5; simulator model only).
+    /// copy of is answered "already have" (bug 5), with the owner keeping
+    /// its garbage as the node does (bug 6); simulator model only.
     StaleShardKept,
+    /// The node's owner as it is: shards moved away by a repair or left
+    /// by a failed run are never deleted (bug 6; simulator model only).
+    GarbageKept,
 }
 
 impl Mutant {
@@ -118,17 +122,19 @@ impl Mutant {
             Mutant::UnverifiedAudits => "unverified-audits",
             Mutant::RepairStopsEarly => "repair-stops-early",
             Mutant::StaleShardKept => "stale-shard-kept",
+            Mutant::GarbageKept => "garbage-kept",
         }
     }
 
     /// Every mutant, with the scenario whose invariants should catch it.
-    pub const EACH: [(Mutant, Scenario); 6] = [
+    pub const EACH: [(Mutant, Scenario); 7] = [
         (Mutant::NoAuth, Scenario::Share),
         (Mutant::LastWriterWins, Scenario::Share),
         (Mutant::UnverifiedViews, Scenario::Bank),
         (Mutant::UnverifiedAudits, Scenario::Backup),
         (Mutant::RepairStopsEarly, Scenario::Backup),
         (Mutant::StaleShardKept, Scenario::Backup),
+        (Mutant::GarbageKept, Scenario::Backup),
     ];
 
     /// Turns `mutant` (or none) on in the cores, for this thread.

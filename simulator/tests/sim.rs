@@ -262,3 +262,13 @@ fn seed_6_backup_a_rotten_copy_is_not_taken_for_the_repaired_shard() {
     let node_as_is = Config { mutant: Some(Mutant::StaleShardKept), ..backup(6, 8, 1_000) };
     assert_eq!(run_seed(&node_as_is).failure.map(|f| f.kind), Some("not_repaired"));
 }
+
+/// Bug 6: the shards a repair moved away, and those a failed run left, were
+/// never deleted from the friends: their quotas filled with garbage until
+/// uploads and repairs were refused (seed 9001, `--nodes 6 --events 5000`).
+#[test]
+fn seed_0_backup_no_shard_is_left_behind_on_a_friend() {
+    must_pass(&run_seed(&backup(0, 8, 1_000)));
+    let node_as_is = Config { mutant: Some(Mutant::GarbageKept), ..backup(0, 8, 1_000) };
+    assert_eq!(run_seed(&node_as_is).failure.map(|f| f.kind), Some("garbage_left"));
+}

@@ -22,6 +22,14 @@
 //! shards per pack at a time (`backup.fault_skipped_budget` counts the rest). A
 //! stranger asks hosts for shards, audits, hosting, and uploads.
 //!
+//! The owner also deletes, from friends online, the shards no pack record
+//! places on them any more (moved away by a repair, or of a pack whose
+//! upload failed half-way), which the node does not do (bug 6 of the
+//! README); the node's repair stops at its first failure, the model goes
+//! on (bug 4); and a host answers "already have" only for an intact copy
+//! (bug 5). Mutants `repair-stops-early`, `stale-shard-kept` and
+//! `garbage-kept` are the node as it is.
+//!
 //! Invariants ([`check`]): after every event, no host holds more than its
 //! quota for the owner and nothing for the stranger, and the stranger got
 //! no byte of a shard; whatever the owner accepts as good (a download, an
@@ -29,11 +37,12 @@
 //! completes: every `k` of the `n` shards of each new pack rebuild it, and
 //! the snapshot restores byte for byte. After settling (all up, no faults,
 //! audits of every shard and repairs until nothing fails): every pack has
-//! `n` good shards on `n` distinct friends (unless no friend is left that
-//! the repair rule may use), every `k` of the good shards rebuild it, and
-//! every snapshot restores byte for byte from the friends' shards.
+//! `n` good shards on `n` distinct friends (unless no friend with room is
+//! left that the repair rule may use), every `k` of the good shards rebuild
+//! it, every snapshot restores byte for byte from the friends' shards, and
+//! no friend keeps a shard no pack places on it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hearth_protocol::backup::audit;
 use hearth_protocol::backup::catalog::{Catalog, CATALOG_VERSION};
@@ -60,8 +69,8 @@ const MAX_FILE: usize = 40 * 1024;
 const MAX_FILES: usize = 12;
 /// A friend away longer than this (virtual seconds) loses its shards.
 const GRACE_SECS: u64 = 20;
-/// Audit and repair sweeps while settling.
-const SETTLE_SWEEPS: usize = 6;
+/// Audit and repair sweeps while settling, at most.
+const SETTLE_SWEEPS: usize = 12;
 
 #[derive(Debug)]
 enum Ev {
@@ -110,6 +119,9 @@ struct Backup {
     truth: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     /// Ground truth: every shard the owner made.
     made: BTreeMap<ShardId, Vec<u8>>,
+    /// Shards to delete from each friend (no pack record places them
+    /// there any more); durable.
+    pending_deletes: BTreeMap<usize, BTreeSet<ShardId>>,
     /// Ground truth: what the stranger obtained.
     stranger_got: u64,
     settling: bool,
@@ -151,6 +163,7 @@ pub fn run(cfg: &Config) -> Run {
         next_file: 0,
         truth: BTreeMap::new(),
         made: BTreeMap::new(),
+        pending_deletes: BTreeMap::new(),
         stranger_got: 0,
         settling: false,
     };
@@ -349,6 +362,17 @@ impl Backup {
                 Some(bytes) => BackupResponse::Proof { nonce: c.nonce.to_vec(), data: range(bytes, c.offset, c.len) },
                 None => refused(Refusal::NotFound, "no such object here"),
             },
+            BackupRequest::Delete { shards } => {
+                let (mut count, mut freed) = (0u32, 0u64);
+                for id in shards {
+                    if let Some(b) = host.shards.remove(&id) {
+                        count += 1;
+                        freed += b.len() as u64;
+                    }
+                }
+                host.used = host.used.saturating_sub(freed);
+                BackupResponse::Deleted { count, freed }
+            }
             _ => refused(Refusal::BadRequest, "not simulated"),
         }
     }

@@ -224,7 +224,11 @@ impl Backup {
                 break;
             }
             self.sim.log(format!("settle sweep {sweep}: audit every shard"));
-            if self.audit_round_with(true) == 0 {
+            // Until a sweep changes nothing: a friend failing for a shard no
+            // free friend can take fails every sweep, but the garbage
+            // deleted from it can make room for the next sweep's repairs.
+            let before = (self.catalog.generation, self.pending_deletes.clone());
+            if self.audit_round_with(true) == 0 || before == (self.catalog.generation, self.pending_deletes.clone()) {
                 break;
             }
         }
@@ -262,11 +266,14 @@ impl Backup {
                 return self.sim.fail(v);
             }
             if good.len() < n {
-                // Repair may use an accepted friend holding no shard of it.
+                // Repair may use an accepted friend holding no shard of it,
+                // with room left in its quota for one.
+                let len = record.shards.first().map(|s| s.len).unwrap_or(0);
                 let free: Vec<usize> = self
                     .friends
                     .iter()
                     .filter(|(h, f)| f.accepted && !hosts.contains(&self.ids[**h]))
+                    .filter(|(h, _)| self.hosts[**h].used + len <= self.hosts[**h].quota)
                     .map(|(h, _)| *h)
                     .collect();
                 if !free.is_empty() {
@@ -281,6 +288,13 @@ impl Backup {
                     return self.sim.fail(v);
                 }
                 self.sim.bump("backup.unrepaired_no_free_friend");
+                let full = self
+                    .friends
+                    .keys()
+                    .any(|h| !hosts.contains(&self.ids[*h]) && self.hosts[*h].used + len > self.hosts[*h].quota);
+                if full {
+                    self.sim.bump("backup.unrepaired_quota_full");
+                }
             }
             let Some(bytes) = self.every_k_decodes(&pack, k, &good, "after settling") else { return };
             // And through the owner's own restore path, over the network.
@@ -298,6 +312,36 @@ impl Backup {
             self.check_restores(id, &rebuilt, "after settling");
             if self.sim.failure.is_some() {
                 return;
+            }
+        }
+        // No space leaked: once the deletes owed reach the friends, each
+        // holds only shards the catalog places on it.
+        self.flush_deletes();
+        for h in 1..self.stranger() {
+            let placed: BTreeSet<erasure::ShardId> = self
+                .catalog
+                .packs
+                .values()
+                .flat_map(|r| &r.shards)
+                .filter(|s| s.host == self.ids[h])
+                .map(|s| s.id)
+                .collect();
+            let garbage: u64 =
+                self.hosts[h].shards.iter().filter(|(id, _)| !placed.contains(id)).map(|(_, b)| b.len() as u64).sum();
+            if garbage > 0 {
+                let v = Violation::new(
+                    "garbage_left",
+                    format!(
+                        "n{h} keeps {garbage} bytes of shards no pack places on it: {:?}",
+                        self.hosts[h]
+                            .shards
+                            .keys()
+                            .filter(|id| !placed.contains(id))
+                            .map(|id| id.hex()[..8].to_string())
+                            .collect::<Vec<_>>()
+                    ),
+                );
+                return self.sim.fail(v);
             }
         }
         self.sim.log(format!(

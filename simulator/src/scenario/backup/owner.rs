@@ -124,11 +124,19 @@ impl Backup {
             // `assign`: the n least-loaded friends, one shard each.
             let mut targets: Vec<(u64, usize)> = usable.iter().map(|&h| (self.friends[&h].stored, h)).collect();
             targets.sort();
-            let mut places = Vec::new();
+            let mut places: Vec<ShardPlace> = Vec::new();
             for (i, (shard, &(_, h))) in shards.iter().zip(&targets).enumerate() {
                 let id = ShardId::of(shard);
                 self.made.insert(id, shard.clone());
                 if !self.upload(h, shard) {
+                    // The pack's shards already uploaded (and this one, if
+                    // only the answer was lost) belong to no pack record:
+                    // deleted later (bug 6: the node leaves them).
+                    let uploaded: Vec<(usize, ShardId)> =
+                        places.iter().zip(&targets).map(|(p, &(_, host))| (host, p.id)).chain([(h, id)]).collect();
+                    for (host, sid) in uploaded {
+                        self.pending_deletes.entry(host).or_default().insert(sid);
+                    }
                     self.sim.bump("backup.run_failed");
                     return self.sim.log("n0 backup run failed: uploading shards failed; what was placed is kept");
                 }
@@ -223,6 +231,7 @@ impl Backup {
             return 0;
         }
         self.sim.bump("backup.audit_round");
+        self.flush_deletes();
         let now = self.sim.now_secs();
         let mut failed = Vec::new();
         let friends: Vec<usize> = self.friends.keys().copied().collect();
@@ -318,10 +327,10 @@ impl Backup {
                 .map(|(h, f)| (f.stored, *h))
                 .collect();
             loads.sort();
-            let Some(&(_, target)) = loads.first() else {
+            if loads.is_empty() {
                 stuck += 1;
                 continue;
-            };
+            }
             // (The node's `repair` stops at the first pack it cannot rebuild,
             // `fetch_pack(..).await?`, and so never repairs the friend's
             // other packs: bug 4 of the README. The model goes on.)
@@ -336,26 +345,55 @@ impl Backup {
             let shards =
                 erasure::encode(&pack, &bytes, record.k as usize, record.n as usize).expect("re-encode shards");
             let lost_id = self.ids[lost].clone();
-            for place in record.shards.iter().filter(|s| s.host == lost_id) {
-                let shard = &shards[place.index as usize];
-                if ShardId::of(shard) != place.id {
+            let places: Vec<ShardPlace> = record.shards.iter().filter(|s| s.host == lost_id).cloned().collect();
+            for place in &places {
+                if ShardId::of(&shards[place.index as usize]) != place.id {
                     let v =
                         Violation::new("repair_changed_shard", format!("pack {} re-encodes differently", pack.hex()));
                     return self.sim.fail(v);
                 }
-                if !self.upload(target, shard) {
-                    self.sim.bump("backup.repair_failed");
-                    return self.sim.log(format!("n0 repair of n{lost}: upload to n{target} failed"));
-                }
-                if let Some(rec) = self.catalog.packs.get_mut(&pack) {
-                    for s in rec.shards.iter_mut().filter(|s| s.index == place.index) {
-                        s.host = self.ids[target].clone();
+            }
+            // The least-loaded free friend first, the next one if it refuses
+            // (its quota is full). (The node's
+            // `repair` stops at the first refusal too, `upload(..).await?`:
+            // a friend whose quota is full ends every repair it is the
+            // least-loaded target of; part of bug 4.)
+            let mut placed = false;
+            for &(_, target) in &loads {
+                let mut all = true;
+                for place in &places {
+                    let shard = &shards[place.index as usize];
+                    if !self.upload(target, shard) {
+                        // (Stored there if only the answer was lost.)
+                        self.pending_deletes.entry(target).or_default().insert(place.id);
+                        self.sim.bump("backup.repair_upload_failed");
+                        self.sim.log(format!("n0 repair of n{lost}: upload to n{target} failed"));
+                        if self.sim.cfg.mutant == Some(Mutant::RepairStopsEarly) {
+                            return;
+                        }
+                        all = false;
+                        break;
                     }
+                    // The copy on `lost` is garbage now: deleted once `lost`
+                    // is reachable (bug 6: the node never deletes it).
+                    self.pending_deletes.entry(lost).or_default().insert(place.id);
+                    if let Some(rec) = self.catalog.packs.get_mut(&pack) {
+                        for s in rec.shards.iter_mut().filter(|s| s.index == place.index) {
+                            s.host = self.ids[target].clone();
+                        }
+                    }
+                    if let Some(f) = self.friends.get_mut(&target) {
+                        f.stored += shard.len() as u64;
+                    }
+                    moved += 1;
                 }
-                if let Some(f) = self.friends.get_mut(&target) {
-                    f.stored += shard.len() as u64;
+                if all {
+                    placed = true;
+                    break;
                 }
-                moved += 1;
+            }
+            if !placed {
+                stuck += 1;
             }
             self.catalog.generation += 1;
         }
@@ -366,6 +404,44 @@ impl Backup {
         self.sim.log(format!(
             "n0 repair of n{lost}: {moved} shard(s) re-created, {stuck} pack(s) without a free friend, {unrebuilt} not rebuilt"
         ));
+    }
+
+    /// Deletes, from the friends online, the shards no pack record places
+    /// on them any more (moved by a repair, or of a run that failed). Not in
+    /// the node (bug 6); `Delete` is its prune's request.
+    pub(super) fn flush_deletes(&mut self) {
+        // (The node as it is keeps them: both "node as is" mutants.)
+        if matches!(self.sim.cfg.mutant, Some(Mutant::GarbageKept | Mutant::StaleShardKept)) {
+            return;
+        }
+        let hosts: Vec<usize> = self.pending_deletes.keys().copied().collect();
+        for h in hosts {
+            if !self.online(h) {
+                continue;
+            }
+            let placed: BTreeSet<ShardId> = self
+                .catalog
+                .packs
+                .values()
+                .flat_map(|r| &r.shards)
+                .filter(|s| s.host == self.ids[h])
+                .map(|s| s.id)
+                .collect();
+            let ids = self.pending_deletes.remove(&h).unwrap_or_default();
+            let shards: Vec<ShardId> = ids.iter().filter(|id| !placed.contains(id)).copied().collect();
+            if shards.is_empty() {
+                continue;
+            }
+            match self.call(0, h, &BackupRequest::Delete { shards }) {
+                Some(BackupResponse::Deleted { count, freed }) => {
+                    self.sim.bump("backup.garbage_deleted");
+                    self.sim.log(format!("n0 deletes {count} unplaced shard(s) on n{h} ({freed} bytes)"));
+                }
+                _ => {
+                    self.pending_deletes.insert(h, ids);
+                }
+            }
+        }
     }
 
     /// Rebuilds a pack from `k` good shards (`restore.rs` `fetch_pack`):
