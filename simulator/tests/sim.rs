@@ -189,7 +189,16 @@ fn shares_keep_their_invariants_over_seeds() {
         must_pass(&outcome);
         total.merge(&outcome.stats);
     }
-    for key in ["share.accept", "share.local_edit", "share.changes_applied", "share.rejected", "share.sync_refused"] {
+    for key in [
+        "share.accept",
+        "share.local_edit",
+        "share.changes_applied",
+        "share.rejected",
+        "share.sync_refused",
+        "share.chunk_verified",
+        "share.blob_fetched",
+        "share.chunk_corrupt_refused",
+    ] {
         assert!(total.get(key) > 0, "no {key} in 40 seeds: {total:#?}");
     }
     assert_eq!(total.get("invariants.final_checks"), 40);

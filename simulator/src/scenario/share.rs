@@ -12,9 +12,15 @@
 //! contents in the blob store. Edits are what a scan records of a person's
 //! change on disk: a new version of the file they see (or a conflict copy,
 //! by `Folder::edit_is_concurrent`, the scan's rule), creations, renames,
-//! moves (also into each other), deletions. File contents arrive after a
-//! delay from a member that has them (the blob transfer is not simulated
-//! byte by byte) and a write-out follows.
+//! moves (also into each other), deletions. Each content has a small
+//! manifest of a few chunks (made from the content id and the RNG when it is
+//! written); a node missing a content runs `hearth_protocol::blob::Fetcher`
+//! over the members online to it (as `node/src/net/event_loop/fetch.rs`
+//! does), `Get`s and `Response`s travel as simulated messages, holders answer
+//! with `blob::answer` from their chunk store, the read-only forger answers
+//! with flipped bytes, and the content counts as here (a write-out follows)
+//! only when the fetcher is done. Every chunk a fetcher verifies must be the
+//! original (`corrupt_chunk_accepted`).
 //!
 //! Invariants: after every event, the node that changed has a tree that
 //! passes `Tree::check_invariants`, and no change by the read-only member or
@@ -32,6 +38,7 @@ use automerge::ReadDoc;
 use hearth_crdt::doc::{Hash, Role, ShareDoc, SignedChange};
 use hearth_crdt::folder::{Editor, Folder, Kind, Version};
 use hearth_crdt::tree::EntryId;
+use hearth_protocol::blob::{answer, ChunkHash, ChunkRef, FetchConfig, FetchEvent, Fetcher, Get, Manifest, Response};
 use hearth_protocol::frame;
 use hearth_protocol::share::{self as wire, ShareRequest, ShareResponse, WireChange};
 use rand::Rng;
@@ -40,6 +47,7 @@ use super::{Run, Sim, SimKey, SimVerifier};
 use crate::invariants::Violation;
 use crate::world::Config;
 
+mod blob;
 mod check;
 mod workload;
 
@@ -51,7 +59,9 @@ enum Ev {
     Tick,
     Deliver { from: usize, to: usize, to_inc: u64, bytes: Vec<u8>, response: bool },
     Accept(usize),
-    Fetched { node: usize, inc: u64, content: Vec<u8> },
+    BlobGet { from: usize, to: usize, to_inc: u64, content: Vec<u8>, get: Get },
+    BlobAnswer { from: usize, to: usize, to_inc: u64, content: Vec<u8>, get: Get, response: Response },
+    FetchTimer { node: usize, inc: u64, content: Vec<u8> },
     WriteOut { node: usize, inc: u64 },
     Restart(usize),
     Heal(usize, usize),
@@ -90,8 +100,30 @@ struct Node {
     peer_heads: BTreeMap<usize, Vec<Hash>>,
     /// Contents on disk per entry: the main file's and the conflict copies'.
     disk: BTreeMap<EntryId, OnDisk>,
+    /// Contents wholly here (every chunk of their manifest in `chunks`).
     blobs: BTreeSet<Vec<u8>>,
-    fetching: BTreeSet<Vec<u8>>,
+    /// The chunk store (durable): verified chunks by hash.
+    chunks: BTreeMap<ChunkHash, Vec<u8>>,
+    /// Downloads in progress per content (in memory: lost at a crash).
+    downloads: BTreeMap<Vec<u8>, Download>,
+}
+
+/// One content being fetched: the core's planner, the peers it was given,
+/// the time of the timer set for it.
+struct Download {
+    fetcher: Fetcher,
+    peers: BTreeSet<usize>,
+    timer: Option<u64>,
+}
+
+fn fetch_config() -> FetchConfig {
+    FetchConfig {
+        max_in_flight_per_peer: 4,
+        request_timeout_ms: 6_000,
+        backoff_initial_ms: 500,
+        backoff_max_ms: 8_000,
+        ..FetchConfig::default()
+    }
 }
 
 /// A version committed by a read-write member, and what its author had on
@@ -111,6 +143,9 @@ struct Share {
     nodes: Vec<Node>,
     writes: Vec<Write>,
     settling: bool,
+    /// Ground truth: every content's manifest, and every chunk's bytes.
+    manifests: BTreeMap<Vec<u8>, Manifest>,
+    originals: BTreeMap<ChunkHash, Vec<u8>>,
 }
 
 fn short(bytes: &[u8]) -> String {
@@ -161,10 +196,18 @@ pub fn run(cfg: &Config) -> Run {
             peer_heads: BTreeMap::new(),
             disk: BTreeMap::new(),
             blobs: BTreeSet::new(),
-            fetching: BTreeSet::new(),
+            chunks: BTreeMap::new(),
+            downloads: BTreeMap::new(),
         });
     }
-    let mut share = Share { sim, nodes, writes: Vec::new(), settling: false };
+    let mut share = Share {
+        sim,
+        nodes,
+        writes: Vec::new(),
+        settling: false,
+        manifests: BTreeMap::new(),
+        originals: BTreeMap::new(),
+    };
     share.setup();
     share.run();
     share.sim.into()
@@ -243,15 +286,23 @@ impl Share {
                 }
             }
             Ev::Accept(i) => self.accept(i),
-            Ev::Fetched { node, inc, content } => {
-                if !self.nodes[node].up || self.nodes[node].inc != inc {
-                    return self.sim.log(format!("n{node} fetch of {} lost in a crash", short(&content)));
+            Ev::BlobGet { from, to, to_inc, content, get } => {
+                if self.blob_delivered(from, to, to_inc) {
+                    self.serve(to, from, content, get);
                 }
-                self.nodes[node].fetching.remove(&content);
-                self.nodes[node].blobs.insert(content.clone());
-                self.sim.bump("share.blob_fetched");
-                self.sim.log(format!("n{node} has content {}", short(&content)));
-                self.write_out(node);
+            }
+            Ev::BlobAnswer { from, to, to_inc, content, get, response } => {
+                if self.blob_delivered(from, to, to_inc) {
+                    self.on_blob_answer(to, from, content, get, response);
+                }
+            }
+            Ev::FetchTimer { node, inc, content } => {
+                if self.nodes[node].up && self.nodes[node].inc == inc {
+                    if let Some(d) = self.nodes[node].downloads.get_mut(&content) {
+                        d.timer = None;
+                        self.drive(node, content);
+                    }
+                }
             }
             Ev::WriteOut { node, inc } => {
                 if self.nodes[node].up && self.nodes[node].inc == inc {
@@ -268,6 +319,8 @@ impl Share {
             Ev::Heal(a, b) => {
                 self.sim.net.heal(a, b);
                 self.sim.log(format!("heal n{a}<->n{b}"));
+                self.drive_all(a);
+                self.drive_all(b);
                 for (x, y) in [(a, b), (b, a)] {
                     if self.is_member_peer(x, y) {
                         self.sync_to(x, y);
@@ -558,25 +611,32 @@ impl Share {
         }
     }
 
+    /// Starts (or refreshes: every peer online is a fresh candidate, as
+    /// when it announces new content) the download of `content` at `i`.
     fn fetch(&mut self, i: usize, content: Vec<u8>) {
-        if self.nodes[i].fetching.contains(&content) {
-            return;
+        let Some(manifest) = self.manifests.get(&content) else {
+            return self.sim.log(format!("n{i} knows no manifest for {}", short(&content)));
+        };
+        let known: Option<Vec<Vec<u8>>> =
+            self.nodes[i].downloads.get(&content).map(|d| d.peers.iter().map(|&j| self.nodes[j].id.clone()).collect());
+        let node = &mut self.nodes[i];
+        match (known, node.downloads.get_mut(&content)) {
+            (Some(peers), Some(d)) => {
+                for peer in peers {
+                    d.fetcher.add_peer(peer);
+                }
+            }
+            (_, Some(_)) => {}
+            (_, None) => {
+                let chunks = &node.chunks;
+                let fetcher = Fetcher::new(manifest, |r: &ChunkRef| chunks.contains_key(&r.hash), fetch_config());
+                node.downloads.insert(content.clone(), Download { fetcher, peers: BTreeSet::new(), timer: None });
+                self.sim.bump("share.blob_download");
+                self.sim.log(format!("n{i} fetches {} ({} chunk(s))", short(&content), manifest.chunks().len()));
+            }
         }
-        let holders: Vec<usize> = (0..self.nodes.len())
-            .filter(|&j| j != i && self.nodes[j].up && self.nodes[j].blobs.contains(&content))
-            .filter(|&j| !self.sim.net.is_cut(j, i) && !self.sim.net.is_cut(i, j))
-            .collect();
-        if holders.is_empty() {
-            return self.sim.log(format!("n{i} finds no member with {}", short(&content)));
-        }
-        let from = holders[self.sim.rng.gen_range(0..holders.len())];
-        let delay = self.sim.rng.gen_range(20..=2_000);
-        self.nodes[i].fetching.insert(content.clone());
-        self.sim.log(format!("n{i} fetches {} from n{from}", short(&content)));
-        let inc = self.nodes[i].inc;
-        self.sim.after(delay, Ev::Fetched { node: i, inc, content });
+        self.drive(i, content);
     }
-
     // ----- faults ------------------------------------------------------------
 
     fn crash(&mut self, i: usize) {
@@ -587,9 +647,15 @@ impl Share {
             n.saved = Some((doc.save(), doc.signatures().clone()));
         }
         n.peer_heads.clear();
-        n.fetching.clear();
+        n.downloads.clear();
         self.sim.bump("fault.crash");
         self.sim.log(format!("crash n{i}"));
+        // Its connections drop: every download elsewhere loses it as a peer.
+        for j in 0..self.nodes.len() {
+            if j != i {
+                self.drive_all(j);
+            }
+        }
         let at = self.sim.rng.gen_range(200..=8_000);
         self.sim.after(at, Ev::Restart(i));
     }

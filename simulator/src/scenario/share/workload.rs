@@ -236,6 +236,7 @@ impl Share {
                 self.sim.bump("share.local_edit");
                 self.sim.log(format!("n{i} {what}"));
                 if let Some(w) = write {
+                    self.new_content(i, &w.content);
                     self.nodes[i].blobs.insert(w.content.clone());
                     let slot = self.nodes[i].disk.entry(w.entry).or_default();
                     slot.0 = Some(w.content.clone());
