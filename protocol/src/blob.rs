@@ -1093,7 +1093,7 @@ impl Fetcher {
                 data
             }
         };
-        if ChunkHash::of(&data) == hash {
+        if ChunkHash::of(&data) == hash || crate::mutant::active(crate::mutant::Mutant::UnverifiedChunks) {
             self.bytes_done += u64::from(chunk.len) * chunk.count;
             self.pending.remove(&hash);
             self.events.push_back(FetchEvent::Verified { hash, bytes: data });

@@ -11,6 +11,8 @@ pub enum Mutant {
     /// `backup::audit::verify` takes any answer to the right challenge,
     /// without comparing its bytes with the block's hash.
     UnverifiedAudits,
+    /// `blob::Fetcher` takes a chunk's bytes without checking their hash.
+    UnverifiedChunks,
 }
 
 #[cfg(feature = "mutants")]

@@ -100,6 +100,8 @@ pub enum Mutant {
     UnverifiedViews,
     /// Owners accept any answer to a backup audit without its block hash.
     UnverifiedAudits,
+    /// Members accept a file's chunks without checking their hash.
+    UnverifiedChunks,
     /// The node's repair as it is: it stops at the first pack it cannot
     /// rebuild (bug 4; simulator model only).
     RepairStopsEarly,
@@ -120,6 +122,7 @@ impl Mutant {
             Mutant::LastWriterWins => "last-writer-wins",
             Mutant::UnverifiedViews => "unverified-views",
             Mutant::UnverifiedAudits => "unverified-audits",
+            Mutant::UnverifiedChunks => "unverified-chunks",
             Mutant::RepairStopsEarly => "repair-stops-early",
             Mutant::StaleShardKept => "stale-shard-kept",
             Mutant::GarbageKept => "garbage-kept",
@@ -127,11 +130,12 @@ impl Mutant {
     }
 
     /// Every mutant, with the scenario whose invariants should catch it.
-    pub const EACH: [(Mutant, Scenario); 7] = [
+    pub const EACH: [(Mutant, Scenario); 8] = [
         (Mutant::NoAuth, Scenario::Share),
         (Mutant::LastWriterWins, Scenario::Share),
         (Mutant::UnverifiedViews, Scenario::Bank),
         (Mutant::UnverifiedAudits, Scenario::Backup),
+        (Mutant::UnverifiedChunks, Scenario::Share),
         (Mutant::RepairStopsEarly, Scenario::Backup),
         (Mutant::StaleShardKept, Scenario::Backup),
         (Mutant::GarbageKept, Scenario::Backup),
@@ -149,6 +153,7 @@ impl Mutant {
         });
         hearth_protocol::mutant::set(match mutant {
             Some(Mutant::UnverifiedAudits) => Some(P::UnverifiedAudits),
+            Some(Mutant::UnverifiedChunks) => Some(P::UnverifiedChunks),
             _ => None,
         });
     }
