@@ -222,6 +222,9 @@ impl Folder {
     /// other member's edit vanish from every folder (found by the
     /// simulator, seed 49 of `--scenario share`).
     pub fn conflict_copies(&self, entry: EntryId) -> Vec<(String, Arc<Version>)> {
+        if self.versions(entry).len() < 2 {
+            return Vec::new(); // no conflict: no path to build (the usual edit)
+        }
         self.items_of(entry)
             .into_iter()
             .filter(|i| i.conflict.is_some())
