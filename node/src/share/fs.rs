@@ -189,6 +189,14 @@ fn parent_of(path: &str) -> Option<&str> {
     path.rsplit_once('/').map(|(p, _)| p)
 }
 
+/// The path of `name` in the folder that holds `path`.
+fn sibling(path: &str, name: &str) -> String {
+    match parent_of(path) {
+        Some(p) => format!("{p}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
 fn name_of(path: &str) -> &str {
     path.rsplit_once('/').map(|(_, n)| n).unwrap_or(path)
 }
@@ -551,10 +559,7 @@ impl<'a> ShareFs<'a> {
                     // conflict copy beside it; the other member's version is
                     // written at the original name by the next materialisation.
                     let base = names::conflict_name(name, author.1, &hearth_crdt::folder::date(now));
-                    let in_dir = |copy: &str| match parent_of(path) {
-                        Some(p) => format!("{p}/{copy}"),
-                        None => copy.to_owned(),
-                    };
+                    let in_dir = |copy: &str| sibling(path, copy);
                     // Never renamed over an existing file (a second conflict
                     // of the same file within the minute).
                     let mut copy = base.clone();
@@ -610,10 +615,7 @@ impl<'a> ShareFs<'a> {
                         };
                         kept.and_then(|kept| {
                             for (entry, name) in kept {
-                                let copy_path = match parent_of(path) {
-                                    Some(p) => format!("{p}/{name}"),
-                                    None => name,
-                                };
+                                let copy_path = sibling(path, &name);
                                 if let Some(mut indexed) = self.index.get(&copy_path).cloned() {
                                     indexed.entry = entry;
                                     indexed.conflict = false;
