@@ -534,6 +534,22 @@ mod tests {
         }
     }
 
+    /// `peer` as a contact this host keeps 1 MiB for.
+    fn befriend(store: &Store, peer: &[u8], name: &str) {
+        store.add_contact(peer, contact(name)).expect("contact");
+        bstore::update_hosting(store, peer, |_| {
+            Some(HostingRecord {
+                agreement: Agreement::Accepted { quota: 1 << 20 },
+                restore_peer: vec![],
+                passphrase_peer: None,
+                used: 0,
+                since: 0,
+                last_contact: None,
+            })
+        })
+        .expect("agreement");
+    }
+
     async fn read(bytes: Vec<u8>) -> Wire<BackupRequest> {
         let mut codec = FrameCodec::<BackupRequest, BackupResponse>::new(MAX_MESSAGE);
         let protocol = libp2p::StreamProtocol::new(hearth_protocol::backup::wire::PROTOCOL);
@@ -558,18 +574,7 @@ mod tests {
         let host = Host::new(store.clone(), dir.path().join("hosted"));
         let (owner, eve, stranger) = (b"owner-peer".to_vec(), b"eve-peer".to_vec(), b"stranger".to_vec());
         for (peer, name) in [(&owner, "owner"), (&eve, "eve")] {
-            store.add_contact(peer, contact(name)).expect("contact");
-            bstore::update_hosting(&store, peer, |_| {
-                Some(HostingRecord {
-                    agreement: Agreement::Accepted { quota: 1 << 20 },
-                    restore_peer: vec![],
-                    passphrase_peer: None,
-                    used: 0,
-                    since: 0,
-                    last_contact: None,
-                })
-            })
-            .expect("agreement");
+            befriend(&store, peer, name);
         }
         let data = b"a shard of the owner".to_vec();
         let shard = ShardId::of(&data);
@@ -607,18 +612,7 @@ mod tests {
         let store = Arc::new(Store::open(&dir.path().join("db.redb")).expect("store"));
         let host = Host::new(store.clone(), dir.path().join("hosted"));
         let owner = b"owner-peer".to_vec();
-        store.add_contact(&owner, contact("owner")).expect("contact");
-        bstore::update_hosting(&store, &owner, |_| {
-            Some(HostingRecord {
-                agreement: Agreement::Accepted { quota: 1 << 20 },
-                restore_peer: vec![],
-                passphrase_peer: None,
-                used: 0,
-                since: 0,
-                last_contact: None,
-            })
-        })
-        .expect("agreement");
+        befriend(&store, &owner, "owner");
         let data = b"a shard that will rot".to_vec();
         let (shard, total) = (ShardId::of(&data), data.len() as u64);
         let put = BackupRequest::PutShard { shard, offset: 0, total, data: data.clone() };

@@ -125,16 +125,22 @@ fn old_versions_and_deleted_files_stay_restorable_for_the_period_then_their_cont
     assert!(shares.blobs.has(&hash(&new.content)), "the replaced second draft stays");
 }
 
-#[test]
-fn a_read_only_member_records_nothing_but_removes_staging_leftovers() {
+/// A share "docs" of a folder holding notes.txt, created by a fresh node:
+/// its home, the folder, the node's shares and the share's id.
+fn notes_share() -> (TempDir, TempDir, Shares, Vec<u8>) {
     let home = TempDir::new().expect("home");
     let dir = TempDir::new().expect("dir");
-    let key = Keypair::generate_ed25519();
-    let offline = |_: &libp2p::PeerId| false;
-    let mut shares = open(&home, &key);
+    let mut shares = open(&home, &Keypair::generate_ed25519());
     write_old(&dir.path().join("notes.txt"), b"notes", 100);
     let view = shares.create(dir.path(), Some("docs"), 1_000).expect("create");
     let id = shares.resolve(&view.id).expect("id");
+    (home, dir, shares, id)
+}
+
+#[test]
+fn a_read_only_member_records_nothing_but_removes_staging_leftovers() {
+    let (_home, dir, mut shares, id) = notes_share();
+    let offline = |_: &libp2p::PeerId| false;
     shares.scan(&id, 1_000, &offline).expect("scan");
     shares.records.get_mut(&id).expect("record").role = "read-only".into();
     // What a write-out killed between staging and rename leaves behind.
@@ -155,14 +161,8 @@ fn a_read_only_member_records_nothing_but_removes_staging_leftovers() {
 #[test]
 fn a_peer_whose_heads_do_not_move_is_not_sent_everything_again() {
     use hearth_protocol::share::ShareResponse;
-    let home = TempDir::new().expect("home");
-    let dir = TempDir::new().expect("dir");
-    let key = Keypair::generate_ed25519();
+    let (_home, _dir, mut shares, id) = notes_share();
     let offline = |_: &libp2p::PeerId| false;
-    let mut shares = open(&home, &key);
-    write_old(&dir.path().join("notes.txt"), b"notes", 100);
-    let view = shares.create(dir.path(), Some("docs"), 1_000).expect("create");
-    let id = shares.resolve(&view.id).expect("id");
     let forger = libp2p::PeerId::random();
     // The forger's heads: a change of its own that nobody accepted.
     let answer = || ShareResponse::Sync {

@@ -138,6 +138,13 @@ struct Write {
     author_left: bool,
 }
 
+impl Write {
+    /// A write of a new file or conflict copy: nobody had replaced anything.
+    fn fresh(author: usize, entry: EntryId, content: Vec<u8>) -> Self {
+        Write { author, entry, content, seen: BTreeSet::new(), author_left: false }
+    }
+}
+
 struct Share {
     sim: Sim<Ev>,
     nodes: Vec<Node>,

@@ -141,13 +141,7 @@ impl Share {
                     // Edited here while deleted elsewhere: comes back as new.
                     let e = new_id();
                     let _ = editor.create(e, EntryId::ROOT, name, &version(Kind::File, &content));
-                    write = Some(Write {
-                        author: i,
-                        entry: e,
-                        content: content.clone(),
-                        seen: BTreeSet::new(),
-                        author_left: false,
-                    });
+                    write = Some(Write::fresh(i, e, content.clone()));
                     format!("edits deleted {entry}: back as {e}")
                 } else if folder.edit_is_concurrent(entry, &based_on) {
                     let e = new_id();
@@ -156,13 +150,7 @@ impl Share {
                     v.conflict_of = entry.as_bytes().to_vec();
                     let copy = format!("{name} (conflict)");
                     let _ = editor.create(e, parent, &copy, &v);
-                    write = Some(Write {
-                        author: i,
-                        entry: e,
-                        content: content.clone(),
-                        seen: BTreeSet::new(),
-                        author_left: false,
-                    });
+                    write = Some(Write::fresh(i, e, content.clone()));
                     format!("edits {entry} concurrently: conflict copy {e}")
                 } else {
                     // As the node's scan does: the conflict copies still
@@ -183,13 +171,7 @@ impl Share {
                     let mut seen = seen;
                     for ((e, _), (_, v)) in kept.iter().zip(&copies) {
                         seen.insert(v.content.clone());
-                        kept_writes.push(Write {
-                            author: i,
-                            entry: *e,
-                            content: v.content.clone(),
-                            seen: BTreeSet::new(),
-                            author_left: false,
-                        });
+                        kept_writes.push(Write::fresh(i, *e, v.content.clone()));
                     }
                     let kept = kept.len();
                     let _ = editor.set_version(entry, &version(Kind::File, &content));
@@ -205,13 +187,7 @@ impl Share {
                 let e = new_id();
                 let _ = editor.create(e, dir, name, &version(kind, &content));
                 if kind == Kind::File {
-                    write = Some(Write {
-                        author: i,
-                        entry: e,
-                        content: content.clone(),
-                        seen: BTreeSet::new(),
-                        author_left: false,
-                    });
+                    write = Some(Write::fresh(i, e, content.clone()));
                 }
                 format!("creates {kind:?} {e} {name:?} in {dir}")
             }
