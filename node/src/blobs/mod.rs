@@ -1,7 +1,8 @@
 //! File contents as content-addressed blobs, with real IO: the chunker that
 //! cuts files into FastCDC chunks ([`chunker`]) and the on-disk store that
 //! keeps chunks and manifests by BLAKE3 hash ([`store`]), the chunks of
-//! large contents many to a file ([`packs`]).
+//! large contents many to a file ([`packs`]), and writes that bypass the
+//! page cache for bytes kept for others ([`uncached`]).
 //!
 //! The formats (hashes, manifests, chunking parameters, `/hearth/blob/1`) and
 //! the sans-IO fetch planner live in [`hearth_protocol::blob`]; this module
@@ -13,6 +14,7 @@
 pub mod chunker;
 pub mod packs;
 pub mod store;
+pub mod uncached;
 
 use std::io;
 use std::path::PathBuf;
