@@ -140,6 +140,54 @@ fn temp_of(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{name}.hearth-restore"))
 }
 
+/// The temporary files of a restore, each made (with its final length)
+/// when first opened.
+struct TempFiles {
+    paths: Vec<PathBuf>,
+    sizes: Vec<u64>,
+    made: std::sync::Mutex<Vec<bool>>,
+}
+
+impl TempFiles {
+    /// Opens temporary file `i` for writing, making it (and its directory)
+    /// on first use; a leftover of an interrupted restore is emptied then.
+    fn open(&self, i: usize) -> Result<std::fs::File> {
+        let path = &self.paths[i];
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        if made[i] {
+            drop(made);
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()));
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+        file.set_len(self.sizes[i]).with_context(|| format!("cannot write {}", path.display()))?;
+        made[i] = true;
+        Ok(file)
+    }
+
+    /// Makes the files no chunk reached (empty ones).
+    fn make_missing(&self) -> Result<()> {
+        let missing: Vec<usize> = self
+            .made
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !**m)
+            .map(|(i, _)| i)
+            .collect();
+        for i in missing {
+            drop(self.open(i)?);
+        }
+        Ok(())
+    }
+}
+
 /// Writes `files` (with their destinations) from the packs, one pack in
 /// memory at a time: every chunk's offsets are known from the catalog.
 /// `progress(bytes_done, bytes_total)` is called as packs arrive.
@@ -173,18 +221,19 @@ pub async fn restore_files(
         }
     }
     let temps: Vec<PathBuf> = files.iter().map(|(_, d)| temp_of(d)).collect();
-    for (i, (f, dest)) in files.iter().enumerate() {
-        if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let file = std::fs::File::create(&temps[i]).with_context(|| format!("cannot write {}", temps[i].display()))?;
-        file.set_len(f.size)?;
-    }
+    // Each temporary file is made by the first writer that needs it, so that
+    // making thousands of them overlaps the first fetches; the ones no chunk
+    // reaches (empty files) are made at the end.
+    let temps_made = TempFiles {
+        paths: temps.clone(),
+        sizes: files.iter().map(|(f, _)| f.size).collect(),
+        made: std::sync::Mutex::new(vec![false; files.len()]),
+    };
     let bytes_total: u64 = files.iter().map(|(f, _)| f.size).sum();
     let mut bytes_done = 0u64;
     progress(0, bytes_total);
     let wanted = std::sync::Arc::new(wanted);
-    let temps_shared = std::sync::Arc::new(temps.clone());
+    let temps_shared = std::sync::Arc::new(temps_made);
     let result = async {
         // Several packs at once, each fetched (from k friends in parallel),
         // decoded and written by one future: while one pack is written the
@@ -204,14 +253,15 @@ pub async fn restore_files(
                         chunks.iter().filter_map(|c| catalog.index.get(c).map(|l| (*c, l.offset, l.len))).collect();
                     tokio::task::spawn_blocking(move || -> Result<()> {
                         let mut open_files: BTreeMap<usize, std::fs::File> = BTreeMap::new();
+                        let mut plain = Vec::new();
                         for (c, off, len) in index {
                             let sealed = bytes
                                 .get(off as usize..off as usize + len as usize)
                                 .ok_or_else(|| anyhow!("chunk {} lies outside its pack", c.hex()))?;
-                            let plain = chunk::open(&keys, &c, sealed)?;
+                            chunk::open_into(&keys, &c, sealed, &mut plain)?;
                             for (i, at) in wanted.get(&c).into_iter().flatten() {
                                 if !open_files.contains_key(i) {
-                                    open_files.insert(*i, std::fs::OpenOptions::new().write(true).open(&temps[*i])?);
+                                    open_files.insert(*i, temps.open(*i)?);
                                 }
                                 if let Some(file) = open_files.get(i) {
                                     file.write_all_at(&plain, *at)?;
@@ -245,9 +295,10 @@ pub async fn restore_files(
                 .sum::<u64>();
             progress(bytes_done.min(bytes_total), bytes_total);
         }
+        temps_shared.make_missing()?;
         // One flush per file system written to, not an fsync per file.
         let mut devices = BTreeSet::new();
-        for t in temps_shared.iter() {
+        for t in &temps {
             let dir = t.parent().unwrap_or(Path::new("."));
             let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(dir)?);
             if devices.insert(dev) {

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use hearth_protocol::backup::catalog::{FileEntry, SnapshotStats};
 use hearth_protocol::backup::chunk::{self, ChunkId};
 use hearth_protocol::backup::erasure;
@@ -78,12 +78,47 @@ struct Packer<'a> {
     keys: &'a Keys,
     known: BTreeSet<ChunkId>,
     builder: PackBuilder,
+    /// The two threads' sealing state, kept from window to window.
+    sealers: [Sealer; 2],
     k: usize,
     n: usize,
     tx: &'a tokio::sync::mpsc::Sender<ReadyPack>,
     stats: SnapshotStats,
     /// The read buffer, reused.
     window: Vec<u8>,
+}
+
+/// One thread's sealing state: its zstd context and the buffer its sealed
+/// chunks go to, both kept from window to window (new ones per window were
+/// megabytes of memory to fault in each time).
+#[derive(Default)]
+struct Sealer {
+    compressor: Option<chunk::Compressor>,
+    /// The sealed chunks of the last call, end to end.
+    out: Vec<u8>,
+    /// Their spans of `out`.
+    spans: Vec<(usize, usize)>,
+}
+
+impl Sealer {
+    /// Seals the chunks `part` (indexes into `cuts`, with their ids) of `data`.
+    fn seal(&mut self, keys: &Keys, data: &[u8], cuts: &[(usize, usize)], part: &[(usize, ChunkId)]) {
+        self.out.clear();
+        self.spans.clear();
+        for (i, id) in part {
+            let (o, l) = cuts[*i];
+            let start = self.out.len();
+            chunk::seal_into(
+                keys,
+                id,
+                &data[o..o + l],
+                chunk::nonce_for(keys, id),
+                &mut self.compressor,
+                &mut self.out,
+            );
+            self.spans.push((start, self.out.len() - start));
+        }
+    }
 }
 
 /// Reads into `buf` until it holds `window` bytes or the file ends
@@ -111,36 +146,37 @@ impl Packer<'_> {
         let fresh: Vec<(usize, ChunkId)> =
             ids.iter().enumerate().filter(|(_, (id, _))| self.known.insert(*id)).map(|(i, (id, _))| (i, *id)).collect();
         let keys = self.keys;
-        let seal = |part: &[(usize, ChunkId)]| -> Vec<Vec<u8>> {
-            part.iter()
-                .map(|(i, id)| {
-                    let (o, l) = cuts[*i];
-                    chunk::seal(keys, id, &data[o..o + l], chunk::nonce_for(keys, id))
-                })
-                .collect()
-        };
-        let sealed: Vec<Vec<u8>> = if fresh.len() < 2 {
-            seal(&fresh)
+        let (a, b) = fresh.split_at(fresh.len() / 2);
+        // Taken out while used, so that closing a pack may borrow `self`.
+        let [mut first, mut second] = std::mem::take(&mut self.sealers);
+        let sealing = if a.is_empty() {
+            // Both cleared: `first` must not hand on the last window's chunks.
+            first.seal(keys, data, cuts, a);
+            second.seal(keys, data, cuts, b);
+            Ok(())
         } else {
-            let (a, b) = fresh.split_at(fresh.len() / 2);
             std::thread::scope(|scope| {
-                let other = scope.spawn(|| seal(b));
-                let mut first = seal(a);
-                first.extend(other.join().unwrap_or_default());
-                first
+                let other = scope.spawn(|| second.seal(keys, data, cuts, b));
+                first.seal(keys, data, cuts, a);
+                other.join().map_err(|_| anyhow!("sealing chunks failed"))
             })
         };
-        if sealed.len() != fresh.len() {
-            bail!("sealing chunks failed");
-        }
-        for ((i, id), sealed) in fresh.iter().zip(sealed) {
+        let sealed = first.spans.iter().map(|s| (&first.out, s)).chain(second.spans.iter().map(|s| (&second.out, s)));
+        let mut result = sealing;
+        for ((i, id), (out, (start, len))) in fresh.iter().zip(sealed) {
+            if result.is_err() {
+                break;
+            }
+            let bytes = &out[*start..start + len];
             self.stats.new_bytes += cuts[*i].1 as u64;
-            self.stats.stored_bytes += sealed.len() as u64;
-            self.builder.add(*id, sealed);
+            self.stats.stored_bytes += bytes.len() as u64;
+            self.builder.add_slice(*id, bytes);
             if self.builder.full() {
-                self.flush()?;
+                result = self.flush();
             }
         }
+        self.sealers = [first, second];
+        result?;
         Ok(ids)
     }
 
@@ -149,7 +185,7 @@ impl Packer<'_> {
             return Ok(());
         }
         let seed = self.builder.content_seed(&self.keys.derive);
-        let pack = std::mem::take(&mut self.builder).finish(seed);
+        let pack = self.builder.finish_reuse(seed);
         let shards = erasure::encode(&pack.id, &pack.bytes, self.k, self.n)?;
         let shards = shards.into_iter().map(bytes::Bytes::from).collect();
         self.tx.blocking_send(ReadyPack { pack, shards }).map_err(|_| anyhow!("the upload stopped"))?;
@@ -240,6 +276,7 @@ pub(super) fn read_and_pack(
         keys,
         known,
         builder: PackBuilder::default(),
+        sealers: Default::default(),
         k,
         n,
         tx,

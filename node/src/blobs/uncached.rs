@@ -1,6 +1,7 @@
-//! Writes that bypass the page cache (Linux `O_DIRECT`), for bytes this
-//! node stores but will not read back soon: the shards it hosts for a
-//! friend's backup.
+//! Reads and writes that bypass the page cache (Linux `O_DIRECT`), for
+//! bytes this node stores for others and does not read back soon: the
+//! shards it hosts for a friend's backup, written once and read once, by a
+//! restore.
 //!
 //! A buffered write copies every byte into the page cache, which first has
 //! to find (and zero, and account) a page for it, then evicts the node's
@@ -10,6 +11,11 @@
 //! `copy_folio_from_iter_atomic`); written uncached they cost a copy into a
 //! reused aligned buffer. The file is flushed (`fsync`) before the write
 //! returns, exactly as a buffered write followed by `sync_all`.
+//!
+//! A shard read for a restore is read the same way: in one request as large
+//! as the shard, where a buffered read of a cold file advances by the
+//! kernel's readahead window (128 KiB by default) and copies every byte
+//! out of the page cache again.
 //!
 //! Where the file system refuses `O_DIRECT` (tmpfs, some FUSE and network
 //! file systems) or its alignment rules, the write falls back to a buffered
@@ -72,6 +78,73 @@ fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
     write_buffered(path, data)
 }
 
+/// Reads `file` from `offset` to its end (`total` bytes long), uncached
+/// where the file system allows. The bytes are returned as a window of an
+/// aligned buffer, without a copy.
+pub fn read_rest(file: &File, offset: u64, total: u64) -> io::Result<bytes::Bytes> {
+    match read_direct(file, offset, total) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            tracing::debug!("uncached read refused ({e}); reading through the page cache");
+            set_direct(file, false)?;
+            let mut out = vec![0u8; total.saturating_sub(offset) as usize];
+            file.read_exact_at(&mut out, offset)?;
+            Ok(out.into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_direct(file: &File, on: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL / F_SETFL on a descriptor this `File` owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = if on { flags | libc::O_DIRECT } else { flags & !libc::O_DIRECT };
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_direct(_file: &File, on: bool) -> io::Result<()> {
+    if on {
+        Err(io::Error::from_raw_os_error(libc::EINVAL))
+    } else {
+        Ok(())
+    }
+}
+
+fn read_direct(file: &File, offset: u64, total: u64) -> io::Result<bytes::Bytes> {
+    set_direct(file, true)?;
+    let from = offset - offset % ALIGN as u64;
+    let span = (total.saturating_sub(from) as usize).next_multiple_of(ALIGN);
+    let mut raw = vec![0u8; span + ALIGN];
+    let start = raw.as_ptr().align_offset(ALIGN);
+    let window = &mut raw[start..start + span];
+    let mut got = 0usize;
+    // Bounded: every round reads at least one byte or ends.
+    while got < span {
+        let n = file.read_at(&mut window[got..], from + got as u64)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let want = (total - from) as usize;
+    if got < want {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("the file ended {} bytes early", want - got)));
+    }
+    let skip = (offset - from) as usize;
+    Ok(bytes::Bytes::from(raw).slice(start + skip..start + want))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +158,12 @@ mod tests {
             std::fs::write(&path, b"an older, longer content that must go away entirely").expect("old");
             write_whole(&path, &data).expect("write");
             assert_eq!(std::fs::read(&path).expect("read"), data, "length {len}");
+            let file = File::open(&path).expect("open");
+            for offset in [0, 1, 4096, len as u64 / 2, len as u64] {
+                let offset = offset.min(len as u64);
+                let rest = read_rest(&file, offset, len as u64).expect("read back");
+                assert_eq!(&rest[..], &data[offset as usize..], "length {len} from {offset}");
+            }
         }
     }
 }

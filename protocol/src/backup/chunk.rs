@@ -9,7 +9,7 @@
 //! binding the id as associated data means a chunk moved to another index
 //! entry fails to open.
 
-use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
@@ -81,44 +81,60 @@ pub fn nonce_for(keys: &Keys, id: &ChunkId) -> [u8; NONCE_LEN] {
     nonce
 }
 
+/// A zstd compression context, kept by [`seal_into`]'s callers.
+pub type Compressor = zstd::bulk::Compressor<'static>;
+
 /// Compresses and seals `plain` (whose id is `id`) with `nonce` (see
-/// [`nonce_for`]).
+/// [`nonce_for`]), with this thread's zstd context.
 pub fn seal(keys: &Keys, id: &ChunkId, plain: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
-    // Compressed straight into the sealed buffer, by this thread's zstd
-    // context: a fresh context per chunk (what `zstd::bulk::compress` makes)
-    // and its output buffer were megabytes of new memory to fault in for
-    // every chunk, the largest single cost of a backup run's reading side.
+    let mut out = Vec::new();
+    COMPRESSOR.with(|cell| seal_into(keys, id, plain, nonce, &mut cell.borrow_mut(), &mut out));
+    out
+}
+
+/// [`seal`], appending the sealed chunk to `out` and compressing with
+/// `compressor` (made on first use). Both are the caller's to keep from
+/// chunk to chunk: a fresh zstd context per chunk (what
+/// `zstd::bulk::compress` makes) and a fresh output buffer were megabytes
+/// of new memory to fault in for every chunk, the largest single cost of a
+/// backup run's reading side.
+pub fn seal_into(
+    keys: &Keys,
+    id: &ChunkId,
+    plain: &[u8],
+    nonce: [u8; NONCE_LEN],
+    compressor: &mut Option<Compressor>,
+    out: &mut Vec<u8>,
+) {
+    let start = out.len();
+    let body = start + NONCE_LEN;
     let bound = zstd::zstd_safe::compress_bound(plain.len());
-    let mut out = vec![0u8; NONCE_LEN + bound + 16];
-    out[..NONCE_LEN].copy_from_slice(&nonce);
-    let written = COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
-        }
-        slot.as_mut().and_then(|c| c.compress_to_buffer(plain, &mut out[NONCE_LEN..NONCE_LEN + bound]).ok())
-    });
-    match written {
-        Some(n) => out.truncate(NONCE_LEN + n),
+    out.reserve(NONCE_LEN + bound + 16);
+    out.extend_from_slice(&nonce);
+    out.resize(body + bound, 0);
+    if compressor.is_none() {
+        *compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+    }
+    match compressor.as_mut().and_then(|c| c.compress_to_buffer(plain, &mut out[body..]).ok()) {
+        Some(n) => out.truncate(body + n),
         None => {
             // zstd only fails on allocation failure: a fresh context, as before.
-            let body = zstd::bulk::compress(plain, ZSTD_LEVEL).unwrap_or_else(|_| plain.to_vec());
-            out.truncate(NONCE_LEN);
-            out.extend_from_slice(&body);
+            let compressed = zstd::bulk::compress(plain, ZSTD_LEVEL).unwrap_or_else(|_| plain.to_vec());
+            out.truncate(body);
+            out.extend_from_slice(&compressed);
         }
     }
-    // In place: one buffer per sealed chunk. Encryption of an in-memory
-    // buffer cannot fail below XChaCha20's 256 GiB message limit.
+    // In place. Encryption of an in-memory buffer cannot fail below
+    // XChaCha20's 256 GiB message limit.
     match XChaCha20Poly1305::new(&keys.pack.into()).encrypt_in_place_detached(
         XNonce::from_slice(&nonce),
         &id.0,
-        &mut out[NONCE_LEN..],
+        &mut out[body..],
     ) {
         Ok(tag) => out.extend_from_slice(&tag),
         // Never a plaintext body: a nonce alone fails to open.
-        Err(_) => out.truncate(NONCE_LEN),
+        Err(_) => out.truncate(body),
     }
-    out
 }
 
 thread_local! {
@@ -129,18 +145,57 @@ thread_local! {
 
 /// Opens a sealed chunk and checks that it is the chunk `id`.
 pub fn open(keys: &Keys, id: &ChunkId, sealed: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    let mut plain = Vec::new();
+    open_into(keys, id, sealed, &mut plain)?;
+    Ok(plain)
+}
+
+/// [`open`], into `plain` (cleared first), which the caller keeps from
+/// chunk to chunk: decrypted in place in a buffer and decompressed by a
+/// context that this thread keeps, so that a restore does not fault in
+/// new memory for every chunk.
+pub fn open_into(keys: &Keys, id: &ChunkId, sealed: &[u8], plain: &mut Vec<u8>) -> Result<(), ChunkError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(ChunkError::Truncated(sealed.len()));
     }
-    let (nonce, body) = sealed.split_at(NONCE_LEN);
-    let body = XChaCha20Poly1305::new(&keys.pack.into())
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: &id.0 })
-        .map_err(|_| ChunkError::Auth(id.hex()))?;
-    let plain = zstd::stream::decode_all(&body[..]).map_err(|e| ChunkError::Decompress(id.hex(), e.to_string()))?;
-    if chunk_id(keys, &plain) != *id {
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (body, tag) = rest.split_at(rest.len() - 16);
+    plain.clear();
+    OPENER.with(|cell| {
+        let (body_buf, decompressor) = &mut *cell.borrow_mut();
+        body_buf.clear();
+        body_buf.extend_from_slice(body);
+        XChaCha20Poly1305::new(&keys.pack.into())
+            .decrypt_in_place_detached(XNonce::from_slice(nonce), &id.0, body_buf, tag.into())
+            .map_err(|_| ChunkError::Auth(id.hex()))?;
+        let size = zstd::zstd_safe::get_frame_content_size(body_buf).ok().flatten();
+        let bulk = match (size, decompressor.as_mut()) {
+            (Some(n), Some(d)) if n <= MAX_CHUNK as u64 => {
+                plain.reserve(n as usize);
+                d.decompress_to_buffer(&body_buf[..], plain).is_ok()
+            }
+            _ => false,
+        };
+        if !bulk {
+            // An unknown size or a first use: the streaming decoder.
+            plain.clear();
+            *plain =
+                zstd::stream::decode_all(&body_buf[..]).map_err(|e| ChunkError::Decompress(id.hex(), e.to_string()))?;
+        }
+        if decompressor.is_none() {
+            *decompressor = zstd::bulk::Decompressor::new().ok();
+        }
+        Ok::<(), ChunkError>(())
+    })?;
+    if chunk_id(keys, plain) != *id {
         return Err(ChunkError::Mismatch(id.hex()));
     }
-    Ok(plain)
+    Ok(())
+}
+
+thread_local! {
+    /// [`open_into`]'s buffer for the decrypted body and its zstd context.
+    static OPENER: std::cell::RefCell<(Vec<u8>, Option<zstd::bulk::Decompressor<'static>>)> = const { std::cell::RefCell::new((Vec::new(), None)) };
 }
 
 #[cfg(test)]

@@ -192,22 +192,26 @@ pub fn decode(shards: &[Vec<u8>]) -> Result<(PackId, Vec<u8>), ShardError> {
     if seen.len() < k {
         return Err(ShardError::NotEnough { have: seen.len(), need: k });
     }
-    let mut pieces: Vec<Option<Vec<u8>>> = vec![None; k];
+    // The pack is copied once, straight from the shards held and the
+    // pieces restored.
+    let mut pieces: Vec<Option<&[u8]>> = vec![None; k];
     for (i, p) in &originals {
-        pieces[*i] = Some(p.to_vec());
+        pieces[*i] = Some(p);
     }
-    if originals.len() < k {
-        let restored = reed_solomon_simd::decode(k, n - k, originals.iter().copied(), recovery.iter().copied())
-            .map_err(|e| ShardError::Coding(e.to_string()))?;
-        for (i, p) in restored {
-            if i < k {
-                pieces[i] = Some(p);
-            }
+    let restored = if originals.len() < k {
+        reed_solomon_simd::decode(k, n - k, originals.iter().copied(), recovery.iter().copied())
+            .map_err(|e| ShardError::Coding(e.to_string()))?
+    } else {
+        Default::default()
+    };
+    for (i, p) in &restored {
+        if *i < k {
+            pieces[*i] = Some(p);
         }
     }
     let mut pack = Vec::with_capacity(s * k);
     for p in pieces {
-        pack.extend_from_slice(&p.ok_or(ShardError::NotEnough { have: seen.len(), need: k })?);
+        pack.extend_from_slice(p.ok_or(ShardError::NotEnough { have: seen.len(), need: k })?);
     }
     pack.truncate(first.pack_len as usize);
     if blake3::hash(&pack).as_bytes() != &first.pack.0 {

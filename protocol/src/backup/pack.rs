@@ -60,23 +60,32 @@ pub fn bucket(len: usize) -> usize {
     len.div_ceil(step).max(1) * step
 }
 
-/// Collects sealed chunks for one pack.
+/// Collects sealed chunks for one pack, in one buffer that is kept from
+/// pack to pack ([`Self::finish_reuse`]): a backup run then faults in its
+/// sealed chunks' memory once, not once per chunk.
 #[derive(Debug, Default)]
 pub struct PackBuilder {
-    chunks: Vec<(ChunkId, Vec<u8>)>,
-    size: usize,
+    /// The sealed chunks, end to end, in the order added.
+    arena: Vec<u8>,
+    /// Each chunk's id and its span of `arena`.
+    chunks: Vec<(ChunkId, usize, usize)>,
 }
 
 impl PackBuilder {
     /// Adds a sealed chunk.
     pub fn add(&mut self, id: ChunkId, sealed: Vec<u8>) {
-        self.size += sealed.len();
-        self.chunks.push((id, sealed));
+        self.add_slice(id, &sealed);
+    }
+
+    /// Adds a sealed chunk by copying it.
+    pub fn add_slice(&mut self, id: ChunkId, sealed: &[u8]) {
+        self.chunks.push((id, self.arena.len(), sealed.len()));
+        self.arena.extend_from_slice(sealed);
     }
 
     /// Bytes of sealed chunks held.
     pub fn size(&self) -> usize {
-        self.size
+        self.arena.len()
     }
 
     /// Whether nothing was added.
@@ -86,7 +95,7 @@ impl PackBuilder {
 
     /// Whether the pack should be closed.
     pub fn full(&self) -> bool {
-        self.size >= TARGET_PACK
+        self.size() >= TARGET_PACK
     }
 
     /// The order seed of the chunks held, derived from their ids:
@@ -95,7 +104,7 @@ impl PackBuilder {
     pub fn content_seed(&self, derive_key: &[u8; 32]) -> [u8; 32] {
         let mut h = blake3::Hasher::new_keyed(derive_key);
         h.update(b"pack");
-        for (id, _) in &self.chunks {
+        for (id, _, _) in &self.chunks {
             h.update(&id.0);
         }
         *h.finalize().as_bytes()
@@ -103,8 +112,14 @@ impl PackBuilder {
 
     /// Shuffles, pads and closes the pack; `seed` is 32 bytes (random, or
     /// [`Self::content_seed`]).
-    pub fn finish(self, seed: [u8; 32]) -> Pack {
-        let mut chunks = self.chunks;
+    pub fn finish(mut self, seed: [u8; 32]) -> Pack {
+        self.finish_reuse(seed)
+    }
+
+    /// [`Self::finish`], leaving the builder empty with its buffer kept for
+    /// the next pack.
+    pub fn finish_reuse(&mut self, seed: [u8; 32]) -> Pack {
+        let chunks = &mut self.chunks;
         let mut rng = blake3::Hasher::new_keyed(&seed).finalize_xof();
         for i in (1..chunks.len()).rev() {
             let mut b = [0u8; 8];
@@ -112,12 +127,14 @@ impl PackBuilder {
             let j = (u64::from_le_bytes(b) % (i as u64 + 1)) as usize;
             chunks.swap(i, j);
         }
-        let mut bytes = Vec::with_capacity(bucket(self.size));
+        let size = self.arena.len();
+        let mut bytes = Vec::with_capacity(bucket(size));
         let mut placed = Vec::with_capacity(chunks.len());
-        for (id, sealed) in chunks {
-            placed.push((id, bytes.len() as u64, sealed.len() as u32));
-            bytes.extend_from_slice(&sealed);
+        for (id, start, len) in chunks.drain(..) {
+            placed.push((id, bytes.len() as u64, len as u32));
+            bytes.extend_from_slice(&self.arena[start..start + len]);
         }
+        self.arena.clear();
         let start = bytes.len();
         bytes.resize(bucket(start), 0);
         rng.fill(&mut bytes[start..]);

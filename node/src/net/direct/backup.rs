@@ -136,9 +136,8 @@ async fn serve_stream(
             let _permit = IN_MEMORY.acquire().await?;
             let h = host.clone();
             let read = tokio::task::spawn_blocking(move || {
-                h.direct_get(&who, shard, offset).map(|(mut file, total)| {
-                    let mut bytes = Vec::with_capacity((total - offset) as usize);
-                    std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| (bytes, total))
+                h.direct_get(&who, shard, offset).map(|(file, total)| {
+                    crate::blobs::uncached::read_rest(&file, offset, total).map(|bytes| (bytes, total))
                 })
             })
             .await?;
@@ -155,7 +154,7 @@ async fn serve_stream(
                 }
                 Ok(Ok((bytes, total))) => {
                     write_frame(&mut send, &BackupResponse::Data { total, data: Vec::new() }).await?;
-                    send.write_chunk(bytes::Bytes::from(bytes)).await?;
+                    send.write_chunk(bytes).await?;
                 }
             }
             send.finish()?;
