@@ -38,7 +38,7 @@ pub type BlobCodec = FrameCodec<blob::Get, blob::Response>;
 pub type BackupCodec = FrameCodec<backup::BackupRequest, backup::BackupResponse>;
 
 /// How often each connection is pinged. Pings keep NAT mappings warm and
-/// find dead connections: a connection that misses two in a row is closed
+/// find dead connections: one that misses two pings in a row is closed
 /// (a TCP connection whose NAT mapping vanished would otherwise linger for
 /// many minutes) and its contact redialled.
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);

@@ -1,5 +1,7 @@
 //! Networking: the libp2p swarm and the event loop that owns it, plus the
-//! direct QUIC connections that carry file contents ([`direct`]).
+//! direct QUIC connections that carry file contents ([`direct`]). Contacts
+//! behind NAT are reached through relays that are contacts too, and
+//! upgraded to direct connections by hole punching (`spec/connections.md`).
 //!
 //! The API talks to the event loop through bounded [`Command`]s with oneshot
 //! replies (the rust-libp2p "client / event loop" pattern); the event loop is
