@@ -281,12 +281,25 @@ impl EventLoop {
     }
 
     fn local_hello(&self) -> Hello {
-        Hello {
-            name: self.config.name.clone(),
-            addrs: self.own_addrs().iter().map(|(a, _)| serde_bytes::ByteBuf::from(a.to_vec())).collect(),
-            agent: format!("hearth/{}", env!("CARGO_PKG_VERSION")),
-            direct_port: self.direct.port(),
-        }
+        let mut hello = Hello::new(
+            self.config.name.clone(),
+            self.own_addrs().iter().map(|(a, _)| serde_bytes::ByteBuf::from(a.to_vec())).collect(),
+            format!("hearth/{}", env!("CARGO_PKG_VERSION")),
+            self.direct.port(),
+        );
+        // Contacts being redialled: a mutual contact may know where they are.
+        hello.ask =
+            self.redial.keys().take(contact::MAX_ASKS).map(|p| serde_bytes::ByteBuf::from(p.to_bytes())).collect();
+        hello
+    }
+
+    /// What this node knows of the contacts `asks` names (its own contacts
+    /// only: anyone else is never revealed).
+    fn known_for(&self, asks: &[serde_bytes::ByteBuf]) -> Vec<contact::Known> {
+        contact::answer_asks(asks, |peer| {
+            let record = self.store.contact(peer).ok().flatten()?;
+            Some(record.addrs.iter().filter_map(|a| a.parse::<Multiaddr>().ok()).map(|a| a.to_vec()).collect())
+        })
     }
 
     fn greet(&mut self, peer: PeerId) {
@@ -810,12 +823,14 @@ impl EventLoop {
             }
             Event::Message { peer, message: Message::Request { request: Wire::Msg(request), channel, .. }, .. } => {
                 let is_contact = self.contact(&peer).is_some();
+                let mut local = self.local_hello();
                 if is_contact {
+                    local.known = self.known_for(&request.ask);
                     self.learn_hello(&peer, request);
                 } else {
                     warn!(%peer, "refused {} from a node that is not a contact", contact::PROTOCOL);
                 }
-                let answer = contact::answer(is_contact, self.local_hello());
+                let answer = contact::answer(is_contact, local);
                 let _ = self.swarm.behaviour_mut().contact.send_response(channel, answer);
                 if is_contact {
                     // Either side's greeting is enough to catch up on shares
@@ -858,6 +873,25 @@ impl EventLoop {
         let name = hearth_protocol::names::validate_name(&hello.name).ok();
         self.direct.learn_port(*peer, hello.direct_port);
         self.touch_contact(peer, addrs, name);
+        // Where mutual contacts we cannot reach are, as this contact knows.
+        for known in hello.known.iter().take(contact::MAX_ASKS) {
+            let Ok(other) = PeerId::from_bytes(&known.peer) else { continue };
+            if other == *peer || other == self.local || self.swarm.is_connected(&other) {
+                continue;
+            }
+            let addrs: Vec<Multiaddr> = known
+                .addrs
+                .iter()
+                .take(contact::MAX_ADDRS)
+                .filter_map(|a| Multiaddr::try_from(a.to_vec()).ok())
+                .collect();
+            let result =
+                self.store.update_contact(&other.to_bytes(), |c| c.addrs = merge_addrs(&c.addrs, addrs.clone()));
+            if let Ok(Some(record)) = result {
+                debug!(%other, "learned {} address(es) of {} from a mutual contact", addrs.len(), record.name);
+                self.dial_contact(other, &record);
+            }
+        }
     }
 
     // ----- timers ---------------------------------------------------------
