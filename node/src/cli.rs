@@ -488,7 +488,37 @@ pub async fn run(cli: Cli) -> Result<()> {
                 };
                 println!("direct:    udp port {port} for file contents; connected to: {links}");
             }
-            let names: Vec<&str> = status.connected_contacts.iter().map(|c| c.name.as_str()).collect();
+            let external = if status.external_addrs.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", status.external_addrs.join(", "))
+            };
+            println!("reach:     {}{external}", status.reachability);
+            for r in &status.relays {
+                let detail = match (&r.error, r.addresses.first()) {
+                    (Some(why), _) => format!(": {why}"),
+                    (None, Some(addr)) => format!(", reachable at {addr}"),
+                    (None, None) => String::new(),
+                };
+                println!("relay:     {} on {}{detail}", r.state, r.relay);
+            }
+            if let Some(service) = status.relay_service.as_ref().filter(|s| s.enabled) {
+                println!(
+                    "relaying:  {} for contacts; {} reservation(s), {} connection(s) now, {} refused",
+                    if service.offered { "offered" } else { "not offered (not publicly reachable)" },
+                    service.reservations.len(),
+                    service.circuits.len(),
+                    service.refused_reservations + service.refused_circuits
+                );
+            }
+            let names: Vec<String> = status
+                .connected_contacts
+                .iter()
+                .map(|c| match &c.link {
+                    Some(link) => format!("{} ({link})", c.name),
+                    None => c.name.clone(),
+                })
+                .collect();
             println!(
                 "contacts:  {} of {} online{}{}",
                 names.len(),
@@ -1062,7 +1092,7 @@ fn print_contacts(contacts: &[ContactView]) {
         println!("no contacts yet: `hearth invite` here, `hearth join TOKEN` on the other node");
         return;
     }
-    println!("{:<20} {:<8} {:<22} PEER ID", "NAME", "STATUS", "LAST SEEN");
+    println!("{:<20} {:<8} {:<8} {:<22} PEER ID", "NAME", "STATUS", "LINK", "LAST SEEN");
     for c in contacts {
         let status = if c.online {
             "online"
@@ -1071,6 +1101,8 @@ fn print_contacts(contacts: &[ContactView]) {
         } else {
             "offline"
         };
-        println!("{:<20} {:<8} {:<22} {}", c.name, status, c.last_seen.as_deref().unwrap_or("never"), c.peer_id);
+        let link = c.link.as_deref().or(c.last_link.as_deref()).unwrap_or("-");
+        let seen = c.last_seen.as_deref().unwrap_or("never");
+        println!("{:<20} {:<8} {:<8} {:<22} {}", c.name, status, link, seen, c.peer_id);
     }
 }

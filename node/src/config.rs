@@ -65,6 +65,59 @@ pub struct Config {
     /// otherwise. `false`: always over the swarm.
     #[serde(default = "yes")]
     pub direct_connections: bool,
+    /// Addresses at which this node is reachable from the internet (e.g. a
+    /// hoster's public IP with the listen port, or a port forwarded by a home
+    /// router). Empty: AutoNAT finds out by asking contacts to dial back.
+    #[serde(default)]
+    pub external_addrs: Vec<String>,
+    /// AutoNAT also probes private addresses (10/8, 192.168/16, ...): for a
+    /// test network whose "internet" is on private ranges. Off on the real
+    /// internet, where a private address is never publicly reachable.
+    #[serde(default)]
+    pub autonat_private_addrs: bool,
+    /// Relays to reserve a slot on, besides the contacts that offer it
+    /// (multiaddrs ending in `/p2p/<relay peer id>`; the relay must have this
+    /// node as a contact).
+    #[serde(default)]
+    pub relays: Vec<String>,
+    /// Relaying for contacts (`spec/connections.md`).
+    #[serde(default)]
+    pub relay: RelayConfig,
+}
+
+/// The `[relay]` table: this node relays for its own contacts only, and only
+/// while it is publicly reachable; these bound what it gives them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Relay for contacts at all.
+    pub enabled: bool,
+    /// Most contacts holding a reservation at once.
+    pub max_reservations: usize,
+    /// Most relayed connections at once.
+    pub max_circuits: usize,
+    /// Most relayed connections per contact at once.
+    pub max_circuits_per_peer: usize,
+    /// Seconds a relayed connection may last (it is then re-established;
+    /// contacts that can hole-punch move to a direct connection long before).
+    pub max_circuit_secs: u64,
+    /// Bytes a relayed connection may carry (each direction). Enough for
+    /// the sync of a family folder between two homes that cannot
+    /// hole-punch; file contents move direct once hole punching succeeds.
+    pub max_circuit_bytes: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_reservations: 64,
+            max_circuits: 16,
+            max_circuits_per_peer: 4,
+            max_circuit_secs: 3600,
+            max_circuit_bytes: 256 << 20,
+        }
+    }
 }
 
 fn default_keep_versions_days() -> u64 {
@@ -121,6 +174,10 @@ impl Config {
             backup_audit_secs: default_audit(),
             backup_grace_secs: default_grace(),
             direct_connections: true,
+            external_addrs: Vec::new(),
+            autonat_private_addrs: false,
+            relays: Vec::new(),
+            relay: RelayConfig::default(),
         }
     }
 

@@ -3,8 +3,10 @@
 //!
 //! - [`home`], [`config`]: the node's home directory and configuration.
 //! - [`store`]: the redb database (schema in `store/tables.rs`).
-//! - [`net`]: the libp2p swarm (QUIC + TCP/Noise/Yamux, identify, ping, mDNS)
-//!   and the event loop that owns it, gates strangers and runs pairing.
+//! - [`net`]: the libp2p swarm (QUIC + TCP/Noise/Yamux, identify, ping, mDNS,
+//!   AutoNAT, relay client and relay-for-contacts, DCUtR) and the event loop
+//!   that owns it, gates strangers, runs pairing and keeps contacts reached,
+//!   directly or through a relay (`spec/connections.md`).
 //! - [`blobs`]: file contents as verified, content-addressed chunks on disk.
 //! - [`share`]: shared folders: share records, signed documents, sync.
 //! - [`bank`]: bank statement importers, accounts and operations.

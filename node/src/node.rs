@@ -40,13 +40,33 @@ pub async fn start(home: &Home) -> Result<RunningNode> {
     let token = home.api_token()?;
     let store = Arc::new(Store::open(&home.db_path())?);
     let peer_id = key.public().to_peer_id();
-    let mut swarm = net::build_swarm(key, config.mdns)?;
+    let gate_store = store.clone();
+    let reach = net::ReachOptions {
+        relay: config.relay.enabled.then(|| config.relay.clone()),
+        gate: Arc::new(move |peer: &PeerId| matches!(gate_store.contact(&peer.to_bytes()), Ok(Some(_)))),
+        autonat_private_addrs: config.autonat_private_addrs,
+    };
+    let mut swarm = net::build_swarm(key, config.mdns, reach)?;
     let last: ListenPorts = store.meta("listen_ports")?.unwrap_or_default();
     for text in &config.listen {
         let addr: Multiaddr = text
             .parse()
             .with_context(|| format!("invalid listen address {text:?} in {}", home.config_path().display()))?;
         listen(&mut swarm, &addr, &last)?;
+    }
+    for text in &config.external_addrs {
+        let addr: Multiaddr = text
+            .parse()
+            .with_context(|| format!("invalid external address {text:?} in {}", home.config_path().display()))?;
+        swarm.add_external_address(addr);
+    }
+    for text in &config.relays {
+        let valid = text.parse::<Multiaddr>().ok().and_then(|a| net::relay_target(&a)).is_some();
+        anyhow::ensure!(
+            valid,
+            "invalid relay {text:?} in {}: an address ending in /p2p/<the relay's peer id>",
+            home.config_path().display()
+        );
     }
 
     let listener = tokio::net::TcpListener::bind(&config.api_addr)

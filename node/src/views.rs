@@ -28,6 +28,61 @@ pub struct StatusView {
     /// Contacts with a direct connection up right now (names).
     #[serde(default)]
     pub direct_links: Vec<String>,
+    /// Whether this node is reachable from the internet, as AutoNAT found
+    /// (or `external_addrs` says): `public`, `private` or `unknown`.
+    #[serde(default)]
+    pub reachability: String,
+    /// Public addresses: configured, or confirmed by AutoNAT.
+    #[serde(default)]
+    pub external_addrs: Vec<String>,
+    /// Reservations on relays (contacts that relay for this node).
+    #[serde(default)]
+    pub relays: Vec<RelayView>,
+    /// What this node relays for its contacts.
+    #[serde(default)]
+    pub relay_service: Option<RelayServiceView>,
+}
+
+/// A reservation on a relay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayView {
+    /// The relay's contact name (its peer id if it is not a contact).
+    pub relay: String,
+    /// Its peer id.
+    pub peer_id: String,
+    /// `asking`, `reserved` or `ended`.
+    pub state: String,
+    /// Why it ended.
+    pub error: Option<String>,
+    /// The relayed addresses this node is reachable at through it.
+    pub addresses: Vec<String>,
+}
+
+/// The relay this node runs for its contacts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayServiceView {
+    /// `[relay] enabled`.
+    pub enabled: bool,
+    /// Offered right now (enabled, and this node is publicly reachable).
+    pub offered: bool,
+    /// Contacts holding a reservation.
+    pub reservations: Vec<String>,
+    /// Open relayed connections, `from -> to`.
+    pub circuits: Vec<String>,
+    /// Relayed connections that ended (closed, or cut at a limit).
+    pub circuits_ended: u64,
+    /// Reservations refused (strangers, limits).
+    pub refused_reservations: u64,
+    /// Relayed connections refused (strangers, limits).
+    pub refused_circuits: u64,
+    /// Limit: seconds per relayed connection.
+    pub max_circuit_secs: u64,
+    /// Limit: bytes per relayed connection.
+    pub max_circuit_bytes: u64,
+    /// Limit: relayed connections at once.
+    pub max_circuits: usize,
+    /// Limit: reservations at once.
+    pub max_reservations: usize,
 }
 
 /// A contact in a status line.
@@ -37,6 +92,9 @@ pub struct ContactBrief {
     pub name: String,
     /// Peer id.
     pub peer_id: String,
+    /// `direct` or `relayed`.
+    #[serde(default)]
+    pub link: Option<String>,
 }
 
 /// `GET /v1/contacts` items.
@@ -62,6 +120,19 @@ pub struct ContactView {
     pub addresses: Vec<String>,
     /// They answered that we are not (or no longer) their contact.
     pub refused_by_them: bool,
+    /// How they are reached right now: `direct` or `relayed` (`null` offline).
+    #[serde(default)]
+    pub link: Option<String>,
+    /// How they were reached the last time a connection was open.
+    #[serde(default)]
+    pub last_link: Option<String>,
+    /// Last hole punching attempt: `succeeded` or `failed`, with its time
+    /// (RFC 3339).
+    #[serde(default)]
+    pub hole_punch: Option<String>,
+    /// When a direct connection last replaced a relayed one (RFC 3339).
+    #[serde(default)]
+    pub upgraded_at: Option<String>,
 }
 
 /// `POST /v1/invitations`.

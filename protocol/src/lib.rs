@@ -10,7 +10,8 @@
 //! repository root; its test vectors are loaded by this crate's tests.
 //! Backups to friends are in [`backup`] (`/hearth/backup/1`).
 //! File contents move as content-addressed chunks ([`blob`]: manifests,
-//! `/hearth/blob/1`, the fetch planner).
+//! `/hearth/blob/1`, the fetch planner). Reaching contacts behind NATs (relay
+//! policy, direct or relayed links) is [`reach`].
 #![deny(clippy::unwrap_used)]
 
 pub mod backup;
@@ -21,6 +22,7 @@ pub mod frame;
 pub mod mutant;
 pub mod names;
 pub mod pairing;
+pub mod reach;
 pub mod share;
 pub mod token;
 

@@ -1439,12 +1439,7 @@ fn alice_hello(ids: &IdentityFile) -> Hello {
 }
 
 fn hello_of(v: &HelloVector) -> Hello {
-    Hello {
-        name: v.name.clone(),
-        addrs: v.addrs.iter().map(|a| ByteBuf::from(unhex(&a.bytes))).collect(),
-        agent: v.agent.clone(),
-        direct_port: None,
-    }
+    Hello::new(v.name.clone(), v.addrs.iter().map(|a| ByteBuf::from(unhex(&a.bytes))).collect(), v.agent.clone(), None)
 }
 
 fn contact_frame<T: Serialize>(msg: &T) -> String {
@@ -1459,10 +1454,7 @@ fn hello_vector(name: &str, addrs: Vec<Addr>, welcome: bool) -> HelloVector {
 }
 
 fn refused_vector() -> RefusedVector {
-    let answer = contact::answer(
-        false,
-        Hello { name: "bob".into(), addrs: Vec::new(), agent: "hearth/0.1.0".into(), direct_port: None },
-    );
+    let answer = contact::answer(false, Hello::new("bob".into(), Vec::new(), "hearth/0.1.0".into(), None));
     let HelloResponse::Refused { message } = &answer else { panic!("a stranger is refused") };
     RefusedVector { message: message.clone(), frame: contact_frame(&answer) }
 }

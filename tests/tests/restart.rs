@@ -92,3 +92,38 @@ async fn contacts_reconnect_after_restarts_and_port_changes() -> Result<()> {
 
     Ok(())
 }
+
+/// Alice and Bob both move to new ports while neither runs: every address
+/// each knows of the other is stale. Carol, a contact of both, did not move:
+/// each reconnects to her, Bob asks her where Alice is (his greeting's
+/// `ask`), she answers with Alice's new address, and Bob dials it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutual_contact_tells_where_a_moved_contact_is() -> Result<()> {
+    let mut alice = TestNode::start_new("alice").await?;
+    let mut bob = TestNode::start_new("bob").await?;
+    let carol = TestNode::start_new("carol").await?;
+    alice.pair_with(&bob).await?;
+    alice.pair_with(&carol).await?;
+    bob.pair_with(&carol).await?;
+    alice.wait_online("bob", ONLINE).await?;
+    bob.wait_online("carol", ONLINE).await?;
+    alice.wait_online("carol", ONLINE).await?;
+
+    alice.stop().await?;
+    bob.stop().await?;
+    let (q, t) = free_port_pair()?;
+    alice.set_ports(q, t)?;
+    let (q, t) = free_port_pair()?;
+    bob.set_ports(q, t)?;
+    alice.start().await?;
+    alice.wait_online("carol", ONLINE).await?;
+    bob.start().await?;
+    bob.wait_online("carol", ONLINE).await?;
+    bob.wait_online("alice", ONLINE).await?;
+    alice.wait_online("bob", ONLINE).await?;
+    assert!(
+        !hearth_tests::log_lines_with(&["learned", "address(es) of alice from a mutual contact"]).is_empty(),
+        "bob found alice through carol"
+    );
+    Ok(())
+}

@@ -156,7 +156,7 @@ async fn a_stranger_gets_nothing_and_changes_nothing() -> Result<()> {
     s.dial(alice_addr.clone().with(libp2p::multiaddr::Protocol::P2p(alice_id)))?;
 
     // Greeting as if it were a contact: refused, and logged.
-    let hello = Hello { name: "mallory".into(), addrs: vec![], agent: "evil/1".into(), direct_port: None };
+    let hello = Hello::new("mallory".into(), vec![], "evil/1".into(), None);
     s.behaviour_mut().contact.send_request(&alice_id, Wire::Msg(hello));
     let answer = until(&mut s, |e| match e {
         SwarmEvent::Behaviour(StrangerEvent::Contact(request_response::Event::Message {

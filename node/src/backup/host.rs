@@ -539,6 +539,7 @@ mod tests {
             added_at: 1,
             last_seen: None,
             addrs: vec![],
+            last_link: None,
         }
     }
 

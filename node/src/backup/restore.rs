@@ -561,7 +561,7 @@ async fn unwrap_with_passphrase(
         .await
         .map_err(|e| anyhow!("{e}"))??;
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(seed).map_err(|e| anyhow!("{e}"))?;
-    let swarm = crate::net::build_swarm(keypair.clone(), false)?;
+    let swarm = crate::net::build_swarm(keypair.clone(), false, crate::net::ReachOptions::client_only())?;
     let (rpc, rx) = Rpc::channel();
     let driver = tokio::spawn(drive(swarm, rx, keypair));
     let mut errors = Vec::new();
@@ -630,7 +630,7 @@ pub async fn restore_fresh_with_progress(
     };
     let keypair = restore_keypair(&root)?;
     info!(restore_peer = %keypair.public().to_peer_id(), "restoring from {} friend(s)", peers.len());
-    let swarm = crate::net::build_swarm(keypair.clone(), false)?;
+    let swarm = crate::net::build_swarm(keypair.clone(), false, crate::net::ReachOptions::client_only())?;
     let (rpc, rx) = Rpc::channel();
     let driver = tokio::spawn(drive(swarm, rx, keypair));
     let keys = root.keys();

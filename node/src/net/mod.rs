@@ -1,5 +1,7 @@
 //! Networking: the libp2p swarm and the event loop that owns it, plus the
-//! direct QUIC connections that carry file contents ([`direct`]).
+//! direct QUIC connections that carry file contents ([`direct`]). Contacts
+//! behind NAT are reached through relays that are contacts too, and
+//! upgraded to direct connections by hole punching (`spec/connections.md`).
 //!
 //! The API talks to the event loop through bounded [`Command`]s with oneshot
 //! replies (the rust-libp2p "client / event loop" pattern); the event loop is
@@ -20,7 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::api::ApiError;
 use crate::views::{ContactView, InvitationView, InviteView, JoinRequest, StatusView};
-pub use behaviour::Behaviour;
+pub use behaviour::{Behaviour, ContactGate, ReachOptions};
 pub use event_loop::{Backup, EventLoop};
 
 /// Most addresses kept per contact.
@@ -170,14 +172,21 @@ pub enum ShareReply {
 /// libp2p-tls 0.7 puts ChaCha20-Poly1305 first (packets and per-packet
 /// header protection in software) and offers no way to change the order,
 /// where raw quinn negotiates AES-GCM.
-pub fn build_swarm(key: Keypair, use_mdns: bool) -> Result<Swarm<Behaviour>> {
+///
+/// The relay client transport sits beside them: dialling or listening on a
+/// `.../p2p/<relay>/p2p-circuit` address goes through that relay
+/// (`spec/connections.md`).
+pub fn build_swarm(key: Keypair, use_mdns: bool, reach: ReachOptions) -> Result<Swarm<Behaviour>> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .context("cannot set up the TCP transport")?
         .with_quic()
-        .with_behaviour(|key| {
-            Behaviour::new(key, use_mdns).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .context("cannot set up the relay client")?
+        .with_behaviour(|key, relay_client| {
+            Behaviour::new(key, use_mdns, relay_client, &reach)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .context("cannot set up the network protocols")?
         // Connections to contacts stay open (ping keeps NAT mappings warm);
@@ -212,20 +221,62 @@ pub fn with_port(addr: &Multiaddr, port: u16) -> Multiaddr {
         .collect()
 }
 
-/// The address without a trailing `/p2p/<id>`; `None` for addresses that
-/// are useless to store (unspecified IP, relayed circuits).
+/// The address without the peer's own trailing `/p2p/<id>`; `None` for
+/// addresses that are useless to store (unspecified IP, a circuit that does
+/// not name its relay). A relayed address keeps its relay:
+/// `<relay address>/p2p/<relay>/p2p-circuit`.
 pub fn dialable(addr: &Multiaddr) -> Option<Multiaddr> {
     let mut out = Multiaddr::empty();
+    let circuit = is_relayed(addr);
+    let mut relay_named = false;
     for p in addr.iter() {
         match p {
-            Protocol::P2p(_) => break,
-            Protocol::P2pCircuit => return None,
+            Protocol::P2p(_) if !circuit => break,
+            // The relay's id, after the relay's own address.
+            Protocol::P2p(id) if !relay_named && !out.is_empty() => {
+                relay_named = true;
+                out.push(Protocol::P2p(id));
+            }
+            Protocol::P2pCircuit if relay_named => {
+                out.push(Protocol::P2pCircuit);
+                break;
+            }
+            Protocol::P2p(_) | Protocol::P2pCircuit => return None,
             Protocol::Ip4(ip) if ip.is_unspecified() => return None,
             Protocol::Ip6(ip) if ip.is_unspecified() => return None,
             other => out.push(other),
         }
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// A configured relay (`/ip4/.../p2p/<relay>`): its peer id and the address
+/// to listen on through it (`.../p2p/<relay>/p2p-circuit`).
+pub fn relay_target(addr: &Multiaddr) -> Option<(libp2p::PeerId, Multiaddr)> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(relay)) if !is_relayed(addr) && addr.len() > 1 => {
+            Some((relay, addr.clone().with(Protocol::P2pCircuit)))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `addr` goes through a relay.
+pub fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
+/// The relay's peer id in a relayed address.
+pub fn relay_of(addr: &Multiaddr) -> Option<libp2p::PeerId> {
+    let mut relay = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(id) => relay = Some(id),
+            Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Merges `new` addresses in front of `known`, without duplicates, bounded.
@@ -252,6 +303,12 @@ mod tests {
         let p = "/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
         assert_eq!(dialable(&ma(&format!("/ip4/127.0.0.1/tcp/5{p}"))), Some(ma("/ip4/127.0.0.1/tcp/5")));
         assert_eq!(dialable(&ma("/ip4/0.0.0.0/tcp/5")), None);
+        let relay = "/p2p/12D3KooWLV3w42LqUb9MWE7oTzG7vwaFjPw9GvDqmsuDif5chTn9";
+        let circuit = ma(&format!("/ip4/10.9.0.1/udp/4001/quic-v1{relay}/p2p-circuit{p}"));
+        assert_eq!(dialable(&circuit), Some(ma(&format!("/ip4/10.9.0.1/udp/4001/quic-v1{relay}/p2p-circuit"))));
+        assert_eq!(relay_of(&circuit).map(|r| format!("/p2p/{r}")).as_deref(), Some(relay));
+        assert_eq!(dialable(&ma(&format!("/p2p-circuit{p}"))), None, "no relay");
+        assert_eq!(dialable(&ma(&format!("{relay}/p2p-circuit{p}"))), None, "no relay address");
         let merged = merge_addrs(
             &["/ip4/10.0.0.1/tcp/1".into(), "/ip4/127.0.0.1/tcp/5".into()],
             [ma("/ip4/127.0.0.1/tcp/5"), ma("/ip4/127.0.0.1/udp/6/quic-v1")],

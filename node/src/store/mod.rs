@@ -419,6 +419,7 @@ mod tests {
             added_at: 1,
             last_seen: None,
             addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+            last_link: None,
         }
     }
 

@@ -116,8 +116,12 @@ pub struct ContactRecord {
     pub added_at: u64,
     /// Unix seconds of the last time a connection to them was open.
     pub last_seen: Option<u64>,
-    /// Last known multiaddresses, most recent first.
+    /// Last known multiaddresses, most recent first (direct ones and
+    /// relayed ones, `.../p2p/<relay>/p2p-circuit`).
     pub addrs: Vec<String>,
+    /// How they were reached when last seen: `direct` or `relayed`.
+    #[serde(default)]
+    pub last_link: Option<String>,
 }
 
 /// Ports bound at the last start, reused when the config asks for port 0.

@@ -1,6 +1,7 @@
 //! The event loop: sole owner of the swarm. It answers API commands, runs
 //! the pairing and greeting protocols, gates strangers and keeps contacts
-//! connected (dialling their last known addresses with backoff).
+//! connected (dialling their last known addresses with backoff, directly or
+//! through a relay, see [`reach`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ mod backup;
 mod bank;
 mod direct;
 mod fetch;
+mod reach;
 mod share;
 mod watch;
 
@@ -111,6 +113,8 @@ pub struct EventLoop {
     direct: direct::DirectLinks,
     /// Members of each share with downloads, and when they were read.
     member_cache: HashMap<Vec<u8>, (Instant, Vec<Vec<u8>>)>,
+    /// Relays, reservations, hole punching, direct or relayed links.
+    reach: reach::Reach,
 }
 
 impl EventLoop {
@@ -127,6 +131,7 @@ impl EventLoop {
         backup: Backup,
     ) -> Self {
         let local = *swarm.local_peer_id();
+        let reach = reach::Reach::new(&config.relays);
         Self {
             swarm,
             store,
@@ -155,6 +160,7 @@ impl EventLoop {
             backup,
             direct: direct::DirectLinks::new(None),
             member_cache: HashMap::new(),
+            reach,
         }
     }
 
@@ -183,6 +189,7 @@ impl EventLoop {
         // downloads interrupted by a crash resume at once and status does
         // not report an incomplete share as complete meanwhile.
         self.scan_all();
+        self.update_relay_offer();
         let mut tick = tokio::time::interval(TICK);
         let mut debounce = tokio::time::interval(watch::DEBOUNCE);
         debounce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -256,16 +263,43 @@ impl EventLoop {
             added_at: rfc3339(c.added_at),
             addresses: c.addrs.clone(),
             refused_by_them: id.is_some_and(|p| self.refused_by.contains(&p)),
+            link: id.filter(|p| self.online(p)).and_then(|p| self.reach.link(&p)).map(|l| l.as_str().into()),
+            last_link: id
+                .and_then(|p| self.reach.of(&p))
+                .and_then(|r| r.last)
+                .map(|(_, l)| l.as_str().into())
+                .or_else(|| c.last_link.clone()),
+            hole_punch: id.and_then(|p| self.reach.of(&p)).and_then(|r| r.hole_punch).map(|(outcome, at)| {
+                let word = match outcome {
+                    hearth_protocol::reach::HolePunch::Succeeded => "succeeded",
+                    hearth_protocol::reach::HolePunch::Failed => "failed",
+                };
+                format!("{word} at {}", rfc3339(at))
+            }),
+            upgraded_at: id.and_then(|p| self.reach.of(&p)).and_then(|r| r.upgraded_at).map(rfc3339),
         }
     }
 
     fn local_hello(&self) -> Hello {
-        Hello {
-            name: self.config.name.clone(),
-            addrs: self.listen_addrs.iter().map(|a| serde_bytes::ByteBuf::from(a.to_vec())).collect(),
-            agent: format!("hearth/{}", env!("CARGO_PKG_VERSION")),
-            direct_port: self.direct.port(),
-        }
+        let mut hello = Hello::new(
+            self.config.name.clone(),
+            self.own_addrs().iter().map(|(a, _)| serde_bytes::ByteBuf::from(a.to_vec())).collect(),
+            format!("hearth/{}", env!("CARGO_PKG_VERSION")),
+            self.direct.port(),
+        );
+        // Contacts being redialled: a mutual contact may know where they are.
+        hello.ask =
+            self.redial.keys().take(contact::MAX_ASKS).map(|p| serde_bytes::ByteBuf::from(p.to_bytes())).collect();
+        hello
+    }
+
+    /// What this node knows of the contacts `asks` names (its own contacts
+    /// only: anyone else is never revealed).
+    fn known_for(&self, asks: &[serde_bytes::ByteBuf]) -> Vec<contact::Known> {
+        contact::answer_asks(asks, |peer| {
+            let record = self.store.contact(peer).ok().flatten()?;
+            Some(record.addrs.iter().filter_map(|a| a.parse::<Multiaddr>().ok()).map(|a| a.to_vec()).collect())
+        })
     }
 
     fn greet(&mut self, peer: PeerId) {
@@ -287,8 +321,12 @@ impl EventLoop {
     /// Persists "seen now" and, if given, addresses learned from the peer.
     fn touch_contact(&mut self, peer: &PeerId, addrs: Vec<Multiaddr>, their_name: Option<String>) {
         let now = now_unix();
+        let last_link = self.reach.of(peer).and_then(|r| r.last).map(|(_, l)| l.as_str().to_owned());
         let result = self.store.update_contact(&peer.to_bytes(), |c| {
             c.last_seen = Some(now);
+            if last_link.is_some() {
+                c.last_link = last_link;
+            }
             if !addrs.is_empty() {
                 c.addrs = merge_addrs(&c.addrs, addrs);
             }
@@ -341,7 +379,11 @@ impl EventLoop {
             .iter()
             .filter_map(|(p, c)| {
                 let id = PeerId::from_bytes(p).ok()?;
-                self.online(&id).then(|| ContactBrief { name: c.name.clone(), peer_id: id.to_string() })
+                self.online(&id).then(|| ContactBrief {
+                    name: c.name.clone(),
+                    peer_id: id.to_string(),
+                    link: self.reach.link(&id).map(|l| l.as_str().into()),
+                })
             })
             .collect();
         StatusView {
@@ -359,6 +401,10 @@ impl EventLoop {
                 .filter(|(p, _)| PeerId::from_bytes(p).is_ok_and(|id| self.direct.is_up(&id)))
                 .map(|(_, c)| c.name.clone())
                 .collect(),
+            reachability: self.reachability(),
+            external_addrs: self.public_addrs().map(|a| a.to_string()).collect(),
+            relays: self.relay_views(),
+            relay_service: Some(self.relay_service_view()),
         }
     }
 
@@ -367,10 +413,8 @@ impl EventLoop {
         if ttl == 0 || ttl > 30 * 24 * 3600 {
             return Err(ApiError::bad_request("an invitation lasts between 1 second and 30 days"));
         }
-        // Addresses other machines can use first; loopback last (same machine).
-        let mut addrs: Vec<Multiaddr> = self.listen_addrs.clone();
-        addrs.sort_by_key(|a| a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_loopback())));
-        addrs.truncate(token::MAX_ADDRS);
+        // Public addresses first, else relayed ones; loopback last (same machine).
+        let addrs: Vec<Multiaddr> = hearth_protocol::reach::invitation_addrs(&self.own_addrs(), token::MAX_ADDRS);
         if addrs.is_empty() {
             return Err(ApiError::unavailable("the node has no listen address yet; try again in a second"));
         }
@@ -479,6 +523,7 @@ impl EventLoop {
         if let Ok(id) = PeerId::from_bytes(peer) {
             self.redial.remove(&id);
             self.refused_by.remove(&id);
+            self.reach_contact_removed(&id);
             let _ = self.swarm.disconnect_peer_id(id);
         }
         info!("removed contact {} ({})", record.name, view.peer_id);
@@ -489,20 +534,52 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr { address, listener_id } => {
+                // A relayed address arrives with our own id at its end.
+                let address =
+                    if super::is_relayed(&address) { super::dialable(&address).unwrap_or(address) } else { address };
                 info!("listening on {address}/p2p/{}", self.local);
-                self.listen_addrs.push(address);
-                self.remember_ports();
+                if !self.listen_addrs.contains(&address) {
+                    self.listen_addrs.push(address.clone());
+                }
+                if self.reach.is_reservation(listener_id) {
+                    self.reach_reserved(listener_id, &address);
+                } else {
+                    self.remember_ports();
+                }
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
+                let address =
+                    if super::is_relayed(&address) { super::dialable(&address).unwrap_or(address) } else { address };
                 self.listen_addrs.retain(|a| a != &address);
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+            SwarmEvent::ListenerClosed { listener_id, addresses, reason } => {
+                for address in addresses {
+                    let address = if super::is_relayed(&address) {
+                        super::dialable(&address).unwrap_or(address)
+                    } else {
+                        address
+                    };
+                    self.listen_addrs.retain(|a| a != &address);
+                }
+                self.reach_listener_closed(listener_id, reason);
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                if !super::is_relayed(&address) {
+                    info!("reachable from the internet at {address}");
+                }
+                self.update_relay_offer();
+            }
+            SwarmEvent::ExternalAddrExpired { .. } => self.update_relay_offer(),
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 // Kept for anyone: a stranger becomes a contact over this
-                // very connection when it pairs.
-                self.direct.learn_addr(peer_id, endpoint.get_remote_address());
-                if let Some(c) = self.contact(&peer_id) {
-                    debug!(peer = %peer_id, "connected to contact {} via {}", c.name, endpoint.get_remote_address());
+                // very connection when it pairs. A relayed connection's IP
+                // is the relay's: no direct link from it.
+                if !endpoint.is_relayed() {
+                    self.direct.learn_addr(peer_id, endpoint.get_remote_address());
+                }
+                self.reach_connection_opened(peer_id, connection_id, &endpoint);
+                if self.contact(&peer_id).is_some() {
                     self.redial.remove(&peer_id);
                     if num_established.get() == 1 {
                         self.touch_contact(&peer_id, Vec::new(), None);
@@ -521,7 +598,11 @@ impl EventLoop {
                     self.strangers.insert(peer_id, Instant::now());
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } if num_established > 0 => {
+                self.reach_connection_closed(peer_id, connection_id);
+            }
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, .. } => {
+                self.reach_connection_closed(peer_id, connection_id);
                 self.strangers.remove(&peer_id);
                 self.direct.peer_gone(&peer_id);
                 self.refused_by.remove(&peer_id);
@@ -567,11 +648,17 @@ impl EventLoop {
             BehaviourEvent::Blob(event) => self.on_blob_event(event),
             BehaviourEvent::Bank(event) => self.on_bank_event(event),
             BehaviourEvent::Backup(event) => self.on_backup_event(event),
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
-                if self.contact(&peer_id).is_some() =>
-            {
+            BehaviourEvent::Identify(
+                identify::Event::Received { peer_id, info, .. } | identify::Event::Pushed { peer_id, info, .. },
+            ) if self.contact(&peer_id).is_some() => {
+                self.reach_identify(peer_id, &info);
                 self.touch_contact(&peer_id, info.listen_addrs, None);
             }
+            BehaviourEvent::Relay(event) => self.on_relay_server_event(event),
+            BehaviourEvent::RelayClient(event) => self.on_relay_client_event(event),
+            BehaviourEvent::Dcutr(event) => self.on_dcutr_event(event),
+            BehaviourEvent::Autonat(event) => self.on_autonat_event(event),
+            BehaviourEvent::Ping(event) => self.on_ping(event),
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     if self.swarm.is_connected(&peer) || self.contact(&peer).is_none() {
@@ -669,6 +756,7 @@ impl EventLoop {
                     added_at: now,
                     last_seen: Some(now),
                     addrs: Vec::new(),
+                    last_link: None,
                 };
                 match self.store.commit_pairing(&request.token_id, &record, &peer.to_bytes(), contact) {
                     Ok(stored) => {
@@ -704,6 +792,7 @@ impl EventLoop {
                     added_at: now,
                     last_seen: Some(now),
                     addrs: merge_addrs(&[], join.addrs.clone()),
+                    last_link: self.reach.link(&peer).map(|l| l.as_str().into()),
                 };
                 match self.store.add_contact(&peer.to_bytes(), record) {
                     Ok(stored) => {
@@ -734,12 +823,14 @@ impl EventLoop {
             }
             Event::Message { peer, message: Message::Request { request: Wire::Msg(request), channel, .. }, .. } => {
                 let is_contact = self.contact(&peer).is_some();
+                let mut local = self.local_hello();
                 if is_contact {
+                    local.known = self.known_for(&request.ask);
                     self.learn_hello(&peer, request);
                 } else {
                     warn!(%peer, "refused {} from a node that is not a contact", contact::PROTOCOL);
                 }
-                let answer = contact::answer(is_contact, self.local_hello());
+                let answer = contact::answer(is_contact, local);
                 let _ = self.swarm.behaviour_mut().contact.send_response(channel, answer);
                 if is_contact {
                     // Either side's greeting is enough to catch up on shares
@@ -782,6 +873,25 @@ impl EventLoop {
         let name = hearth_protocol::names::validate_name(&hello.name).ok();
         self.direct.learn_port(*peer, hello.direct_port);
         self.touch_contact(peer, addrs, name);
+        // Where mutual contacts we cannot reach are, as this contact knows.
+        for known in hello.known.iter().take(contact::MAX_ASKS) {
+            let Ok(other) = PeerId::from_bytes(&known.peer) else { continue };
+            if other == *peer || other == self.local || self.swarm.is_connected(&other) {
+                continue;
+            }
+            let addrs: Vec<Multiaddr> = known
+                .addrs
+                .iter()
+                .take(contact::MAX_ADDRS)
+                .filter_map(|a| Multiaddr::try_from(a.to_vec()).ok())
+                .collect();
+            let result =
+                self.store.update_contact(&other.to_bytes(), |c| c.addrs = merge_addrs(&c.addrs, addrs.clone()));
+            if let Ok(Some(record)) = result {
+                debug!(%other, "learned {} address(es) of {} from a mutual contact", addrs.len(), record.name);
+                self.dial_contact(other, &record);
+            }
+        }
     }
 
     // ----- timers ---------------------------------------------------------
@@ -802,6 +912,7 @@ impl EventLoop {
         self.drive_fetches();
         self.push_bank_views();
         self.backup_timers();
+        self.reach_tick();
         let grace = Duration::from_secs(self.config.stranger_grace_secs);
         let expired: Vec<PeerId> =
             self.strangers.iter().filter(|(_, since)| now.duration_since(**since) > grace).map(|(p, _)| *p).collect();
