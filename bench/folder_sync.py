@@ -45,6 +45,8 @@ import sys
 import threading
 import time
 import tomllib
+
+import toml_config
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -420,7 +422,7 @@ class Hearth:
             c.pop("rescan_secs", None)  # the node's default
         else:
             c["rescan_secs"] = rescan_secs
-        p.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in c.items()))
+        p.write_text(toml_config.dumps(c))
 
     def start(self) -> None:
         self.proc = spawn([str(self.bin), "--home", str(self.home), "up"], self.logfile, self.env)
