@@ -248,17 +248,18 @@ pub async fn restore_files(
                 let result = async {
                     let record =
                         catalog.packs.get(&pack).ok_or_else(|| anyhow!("pack {} is not in the catalog", pack.hex()))?;
-                    let bytes = fetch_pack(rpc, catalog, &pack, record, &BTreeSet::new(), &mut problems).await?;
+                    let mut bytes = fetch_pack(rpc, catalog, &pack, record, &BTreeSet::new(), &mut problems).await?;
                     let index: Vec<(ChunkId, u64, u32)> =
                         chunks.iter().filter_map(|c| catalog.index.get(c).map(|l| (*c, l.offset, l.len))).collect();
                     tokio::task::spawn_blocking(move || -> Result<()> {
                         let mut open_files: BTreeMap<usize, std::fs::File> = BTreeMap::new();
                         let mut plain = Vec::new();
                         for (c, off, len) in index {
+                            // Each chunk once (`chunks` is a set): opened in place.
                             let sealed = bytes
-                                .get(off as usize..off as usize + len as usize)
+                                .get_mut(off as usize..off as usize + len as usize)
                                 .ok_or_else(|| anyhow!("chunk {} lies outside its pack", c.hex()))?;
-                            chunk::open_into(&keys, &c, sealed, &mut plain)?;
+                            chunk::open_in_place(&keys, &c, sealed, &mut plain)?;
                             for (i, at) in wanted.get(&c).into_iter().flatten() {
                                 if !open_files.contains_key(i) {
                                     open_files.insert(*i, temps.open(*i)?);

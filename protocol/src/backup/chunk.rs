@@ -151,36 +151,43 @@ pub fn open(keys: &Keys, id: &ChunkId, sealed: &[u8]) -> Result<Vec<u8>, ChunkEr
 }
 
 /// [`open`], into `plain` (cleared first), which the caller keeps from
-/// chunk to chunk: decrypted in place in a buffer and decompressed by a
-/// context that this thread keeps, so that a restore does not fault in
-/// new memory for every chunk.
+/// chunk to chunk (see [`open_in_place`]).
 pub fn open_into(keys: &Keys, id: &ChunkId, sealed: &[u8], plain: &mut Vec<u8>) -> Result<(), ChunkError> {
+    SEALED.with(|cell| {
+        let mut copy = cell.borrow_mut();
+        copy.clear();
+        copy.extend_from_slice(sealed);
+        open_in_place(keys, id, &mut copy, plain)
+    })
+}
+
+/// [`open`], decrypting `sealed` in place (it is garbage afterwards) into
+/// `plain` (cleared first), with a zstd context this thread keeps: a
+/// restore then neither copies every chunk nor faults in new memory for it.
+pub fn open_in_place(keys: &Keys, id: &ChunkId, sealed: &mut [u8], plain: &mut Vec<u8>) -> Result<(), ChunkError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(ChunkError::Truncated(sealed.len()));
     }
-    let (nonce, rest) = sealed.split_at(NONCE_LEN);
-    let (body, tag) = rest.split_at(rest.len() - 16);
+    let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+    let (body, tag) = rest.split_at_mut(rest.len() - 16);
+    XChaCha20Poly1305::new(&keys.pack.into())
+        .decrypt_in_place_detached(XNonce::from_slice(nonce), &id.0, body, (&*tag).into())
+        .map_err(|_| ChunkError::Auth(id.hex()))?;
+    let body = &*body;
     plain.clear();
-    OPENER.with(|cell| {
-        let (body_buf, decompressor) = &mut *cell.borrow_mut();
-        body_buf.clear();
-        body_buf.extend_from_slice(body);
-        XChaCha20Poly1305::new(&keys.pack.into())
-            .decrypt_in_place_detached(XNonce::from_slice(nonce), &id.0, body_buf, tag.into())
-            .map_err(|_| ChunkError::Auth(id.hex()))?;
-        let size = zstd::zstd_safe::get_frame_content_size(body_buf).ok().flatten();
+    DECOMPRESSOR.with(|cell| {
+        let mut decompressor = cell.borrow_mut();
+        let size = zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
         let bulk = match (size, decompressor.as_mut()) {
             (Some(n), Some(d)) if n <= MAX_CHUNK as u64 => {
                 plain.reserve(n as usize);
-                d.decompress_to_buffer(&body_buf[..], plain).is_ok()
+                d.decompress_to_buffer(body, plain).is_ok()
             }
             _ => false,
         };
         if !bulk {
             // An unknown size or a first use: the streaming decoder.
-            plain.clear();
-            *plain =
-                zstd::stream::decode_all(&body_buf[..]).map_err(|e| ChunkError::Decompress(id.hex(), e.to_string()))?;
+            *plain = zstd::stream::decode_all(body).map_err(|e| ChunkError::Decompress(id.hex(), e.to_string()))?;
         }
         if decompressor.is_none() {
             *decompressor = zstd::bulk::Decompressor::new().ok();
@@ -194,8 +201,10 @@ pub fn open_into(keys: &Keys, id: &ChunkId, sealed: &[u8], plain: &mut Vec<u8>) 
 }
 
 thread_local! {
-    /// [`open_into`]'s buffer for the decrypted body and its zstd context.
-    static OPENER: std::cell::RefCell<(Vec<u8>, Option<zstd::bulk::Decompressor<'static>>)> = const { std::cell::RefCell::new((Vec::new(), None)) };
+    /// [`open_into`]'s copy of the sealed chunk.
+    static SEALED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The zstd context [`open_in_place`] uses on this thread.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
 }
 
 #[cfg(test)]
@@ -219,6 +228,15 @@ mod tests {
         assert!(matches!(open(&keys, &id, &sealed[..10]), Err(ChunkError::Truncated(10))));
         let other_keys = RootSecret([4; 32]).keys();
         assert_ne!(chunk_id(&other_keys, &plain), id, "ids are keyed");
+        // In place, with one output buffer kept from chunk to chunk (as a
+        // restore does), the first use and the later ones alike.
+        let mut out = Vec::new();
+        for text in [&b"first chunk ".repeat(50)[..], &plain, b"x"] {
+            let cid = chunk_id(&keys, text);
+            let mut sealed = seal(&keys, &cid, text, nonce_for(&keys, &cid));
+            open_in_place(&keys, &cid, &mut sealed, &mut out).expect("open in place");
+            assert_eq!(out, text);
+        }
     }
 
     #[test]
