@@ -220,20 +220,18 @@ pub async fn restore_files(
             bail!("the catalog entry of {} is malformed ({off} bytes of chunks for {})", f.path, f.size);
         }
     }
-    let temps: Vec<PathBuf> = files.iter().map(|(_, d)| temp_of(d)).collect();
     // Each temporary file is made by the first writer that needs it, so that
     // making thousands of them overlaps the first fetches; the ones no chunk
     // reaches (empty files) are made at the end.
-    let temps_made = TempFiles {
-        paths: temps.clone(),
+    let temps = std::sync::Arc::new(TempFiles {
+        paths: files.iter().map(|(_, d)| temp_of(d)).collect(),
         sizes: files.iter().map(|(f, _)| f.size).collect(),
         made: std::sync::Mutex::new(vec![false; files.len()]),
-    };
+    });
     let bytes_total: u64 = files.iter().map(|(f, _)| f.size).sum();
     let mut bytes_done = 0u64;
     progress(0, bytes_total);
     let wanted = std::sync::Arc::new(wanted);
-    let temps_shared = std::sync::Arc::new(temps_made);
     let result = async {
         // Several packs at once, each fetched (from k friends in parallel),
         // decoded and written by one future: while one pack is written the
@@ -242,7 +240,7 @@ pub async fn restore_files(
         let mut jobs = by_pack.iter().map(|(p, c)| (*p, c.iter().copied().collect::<Vec<ChunkId>>()));
         let one_pack = |pack: PackId, chunks: Vec<ChunkId>| {
             let keys = keys.clone();
-            let (wanted, temps) = (wanted.clone(), temps_shared.clone());
+            let (wanted, temps) = (wanted.clone(), temps.clone());
             async move {
                 let mut problems = Vec::new();
                 let result = async {
@@ -296,10 +294,10 @@ pub async fn restore_files(
                 .sum::<u64>();
             progress(bytes_done.min(bytes_total), bytes_total);
         }
-        temps_shared.make_missing()?;
+        temps.make_missing()?;
         // One flush per file system written to, not an fsync per file.
         let mut devices = BTreeSet::new();
-        for t in &temps {
+        for t in &temps.paths {
             let dir = t.parent().unwrap_or(Path::new("."));
             let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(dir)?);
             if devices.insert(dev) {
@@ -312,7 +310,8 @@ pub async fn restore_files(
     match result {
         Ok(()) => {
             for (i, (f, dest)) in files.iter().enumerate() {
-                std::fs::rename(&temps[i], dest).with_context(|| format!("cannot put {} in place", dest.display()))?;
+                std::fs::rename(&temps.paths[i], dest)
+                    .with_context(|| format!("cannot put {} in place", dest.display()))?;
                 let _ = std::fs::set_permissions(dest, std::os::unix::fs::PermissionsExt::from_mode(f.mode & 0o7777));
                 report.bytes += f.size;
             }
@@ -320,7 +319,7 @@ pub async fn restore_files(
             Ok(())
         }
         Err(e) => {
-            for t in &temps {
+            for t in &temps.paths {
                 let _ = std::fs::remove_file(t);
             }
             Err(e)

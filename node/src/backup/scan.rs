@@ -162,19 +162,18 @@ impl Packer<'_> {
             })
         };
         let sealed = first.spans.iter().map(|s| (&first.out, s)).chain(second.spans.iter().map(|s| (&second.out, s)));
-        let mut result = sealing;
-        for ((i, id), (out, (start, len))) in fresh.iter().zip(sealed) {
-            if result.is_err() {
-                break;
+        let result = sealing.and_then(|()| {
+            for ((i, id), (out, (start, len))) in fresh.iter().zip(sealed) {
+                let bytes = &out[*start..start + len];
+                self.stats.new_bytes += cuts[*i].1 as u64;
+                self.stats.stored_bytes += bytes.len() as u64;
+                self.builder.add_slice(*id, bytes);
+                if self.builder.full() {
+                    self.flush()?;
+                }
             }
-            let bytes = &out[*start..start + len];
-            self.stats.new_bytes += cuts[*i].1 as u64;
-            self.stats.stored_bytes += bytes.len() as u64;
-            self.builder.add_slice(*id, bytes);
-            if self.builder.full() {
-                result = self.flush();
-            }
-        }
+            Ok(())
+        });
         self.sealers = [first, second];
         result?;
         Ok(ids)

@@ -146,24 +146,14 @@ thread_local! {
 /// Opens a sealed chunk and checks that it is the chunk `id`.
 pub fn open(keys: &Keys, id: &ChunkId, sealed: &[u8]) -> Result<Vec<u8>, ChunkError> {
     let mut plain = Vec::new();
-    open_into(keys, id, sealed, &mut plain)?;
+    open_in_place(keys, id, &mut sealed.to_vec(), &mut plain)?;
     Ok(plain)
 }
 
-/// [`open`], into `plain` (cleared first), which the caller keeps from
-/// chunk to chunk (see [`open_in_place`]).
-pub fn open_into(keys: &Keys, id: &ChunkId, sealed: &[u8], plain: &mut Vec<u8>) -> Result<(), ChunkError> {
-    SEALED.with(|cell| {
-        let mut copy = cell.borrow_mut();
-        copy.clear();
-        copy.extend_from_slice(sealed);
-        open_in_place(keys, id, &mut copy, plain)
-    })
-}
-
 /// [`open`], decrypting `sealed` in place (it is garbage afterwards) into
-/// `plain` (cleared first), with a zstd context this thread keeps: a
-/// restore then neither copies every chunk nor faults in new memory for it.
+/// `plain` (cleared first, the caller's to keep from chunk to chunk), with a
+/// zstd context this thread keeps: a restore then neither copies every
+/// chunk nor faults in new memory for it.
 pub fn open_in_place(keys: &Keys, id: &ChunkId, sealed: &mut [u8], plain: &mut Vec<u8>) -> Result<(), ChunkError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(ChunkError::Truncated(sealed.len()));
@@ -177,6 +167,9 @@ pub fn open_in_place(keys: &Keys, id: &ChunkId, sealed: &mut [u8], plain: &mut V
     plain.clear();
     DECOMPRESSOR.with(|cell| {
         let mut decompressor = cell.borrow_mut();
+        if decompressor.is_none() {
+            *decompressor = zstd::bulk::Decompressor::new().ok();
+        }
         let size = zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
         let bulk = match (size, decompressor.as_mut()) {
             (Some(n), Some(d)) if n <= MAX_CHUNK as u64 => {
@@ -186,11 +179,8 @@ pub fn open_in_place(keys: &Keys, id: &ChunkId, sealed: &mut [u8], plain: &mut V
             _ => false,
         };
         if !bulk {
-            // An unknown size or a first use: the streaming decoder.
+            // No size in the frame, or no context: the streaming decoder.
             *plain = zstd::stream::decode_all(body).map_err(|e| ChunkError::Decompress(id.hex(), e.to_string()))?;
-        }
-        if decompressor.is_none() {
-            *decompressor = zstd::bulk::Decompressor::new().ok();
         }
         Ok::<(), ChunkError>(())
     })?;
@@ -201,8 +191,6 @@ pub fn open_in_place(keys: &Keys, id: &ChunkId, sealed: &mut [u8], plain: &mut V
 }
 
 thread_local! {
-    /// [`open_into`]'s copy of the sealed chunk.
-    static SEALED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The zstd context [`open_in_place`] uses on this thread.
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
 }
